@@ -1,0 +1,332 @@
+//! `TopologyBuilder`: wire spouts and bolts into a validated [`Topology`].
+
+use crate::component::{BasicBolt, BasicBoltAdapter, Bolt, OutputDeclarer, Spout};
+use crate::config::Config;
+use crate::grouping::{CustomGrouping, CustomGroupingFactory};
+use crate::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, TopologySpec};
+use crate::tuple::DEFAULT_STREAM;
+use crate::validate::{validate, TopologyError, TopologyErrors};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Creates one spout instance per task.
+pub(crate) type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
+/// Creates one bolt instance per task.
+pub(crate) type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
+
+/// A built topology: its serializable spec plus the factories that make its components.
+#[derive(Clone)]
+pub struct Topology {
+    pub(crate) spec: TopologySpec,
+    pub(crate) spouts: HashMap<String, SpoutFactory>,
+    pub(crate) bolts: HashMap<String, BoltFactory>,
+    pub(crate) custom_groupings: HashMap<String, CustomGroupingFactory>,
+}
+
+impl Topology {
+    /// The serializable description of this topology.
+    pub fn spec(&self) -> &TopologySpec {
+        &self.spec
+    }
+    /// The topology's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+    /// Mutable access to the topology config (e.g. to apply command-line overrides).
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.spec.config
+    }
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology").field("spec", &self.spec).finish()
+    }
+}
+
+/// The input of a subscription: a component's default stream (`"split"`) or a named one
+/// (`("split", "errors")`).
+#[derive(Debug, Clone)]
+pub struct Source {
+    component: String,
+    stream: String,
+}
+
+impl From<&str> for Source {
+    fn from(c: &str) -> Self {
+        Source {
+            component: c.into(),
+            stream: DEFAULT_STREAM.into(),
+        }
+    }
+}
+impl From<String> for Source {
+    fn from(c: String) -> Self {
+        Source {
+            component: c,
+            stream: DEFAULT_STREAM.into(),
+        }
+    }
+}
+impl From<(&str, &str)> for Source {
+    fn from((c, s): (&str, &str)) -> Self {
+        Source {
+            component: c.into(),
+            stream: s.into(),
+        }
+    }
+}
+
+/// Builds a topology. Problems are collected and reported together by [`build`](Self::build).
+///
+/// ```
+/// use topology_api::prelude::*;
+/// # struct Numbers;
+/// # #[async_trait] impl Spout for Numbers {
+/// #   fn declare_output_fields(&self, d: &mut OutputDeclarer) { d.declare(["n"]) }
+/// #   async fn next_tuple(&mut self, _c: &mut SpoutOutputCollector) -> ComponentResult { Ok(()) }
+/// # }
+/// # struct Print;
+/// # #[async_trait] impl BasicBolt for Print {
+/// #   fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
+/// #   async fn execute(&mut self, t: &Tuple, _c: &mut BasicOutputCollector<'_>) -> ComponentResult { Ok(()) }
+/// # }
+/// let mut builder = TopologyBuilder::new("numbers");
+/// builder.set_spout("numbers", || Numbers, 1);
+/// builder.set_basic_bolt("print", || Print, 2).fields_grouping("numbers", ["n"]);
+/// let topology = builder.build().expect("valid topology");
+/// assert_eq!(topology.spec().components.len(), 2);
+/// ```
+pub struct TopologyBuilder {
+    spec: TopologySpec,
+    spouts: HashMap<String, SpoutFactory>,
+    bolts: HashMap<String, BoltFactory>,
+    custom_groupings: HashMap<String, CustomGroupingFactory>,
+}
+
+impl TopologyBuilder {
+    /// A builder for a topology named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        TopologyBuilder {
+            spec: TopologySpec {
+                name: name.into(),
+                config: Config::new(),
+                components: Vec::new(),
+            },
+            spouts: HashMap::new(),
+            bolts: HashMap::new(),
+            custom_groupings: HashMap::new(),
+        }
+    }
+
+    /// The topology config.
+    pub fn config(&mut self) -> &mut Config {
+        &mut self.spec.config
+    }
+
+    /// Replaces the topology config.
+    pub fn with_config(&mut self, config: Config) -> &mut Self {
+        self.spec.config = config;
+        self
+    }
+
+    fn add(&mut self, id: &str, kind: ComponentKind, parallelism: u32, d: OutputDeclarer) -> usize {
+        self.spec.components.push(ComponentSpec {
+            id: id.to_string(),
+            kind,
+            parallelism,
+            num_tasks: parallelism,
+            streams: d.streams,
+            inputs: Vec::new(),
+            config: Config::new(),
+        });
+        self.spec.components.len() - 1
+    }
+
+    /// Adds a spout with `parallelism` executors, each task made by `factory`.
+    pub fn set_spout<S, F>(&mut self, id: &str, factory: F, parallelism: u32) -> SpoutDeclarer<'_>
+    where
+        S: Spout,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let mut d = OutputDeclarer::default();
+        factory().declare_output_fields(&mut d);
+        let index = self.add(id, ComponentKind::Spout, parallelism, d);
+        self.spouts
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(move || Box::new(factory()) as Box<dyn Spout>));
+        SpoutDeclarer {
+            builder: self,
+            index,
+        }
+    }
+
+    /// Adds a bolt with `parallelism` executors, each task made by `factory`.
+    pub fn set_bolt<B, F>(&mut self, id: &str, factory: F, parallelism: u32) -> BoltDeclarer<'_>
+    where
+        B: Bolt,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        let mut d = OutputDeclarer::default();
+        factory().declare_output_fields(&mut d);
+        let index = self.add(id, ComponentKind::Bolt, parallelism, d);
+        self.bolts
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(move || Box::new(factory()) as Box<dyn Bolt>));
+        BoltDeclarer {
+            builder: self,
+            index,
+        }
+    }
+
+    /// Adds a [`BasicBolt`]: emits anchored to the input, input acked when `execute` returns.
+    pub fn set_basic_bolt<B, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: u32,
+    ) -> BoltDeclarer<'_>
+    where
+        B: BasicBolt,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        self.set_bolt(id, move || BasicBoltAdapter(factory()), parallelism)
+    }
+
+    /// Validates the wiring and returns the topology, or every problem found.
+    pub fn build(mut self) -> Result<Topology, TopologyErrors> {
+        let mut problems = Vec::new();
+        for c in &self.spec.components {
+            for input in &c.inputs {
+                if let GroupingSpec::Custom { name } = &input.grouping {
+                    if !self.custom_groupings.contains_key(name) {
+                        problems.push(TopologyError::UnknownCustomGrouping {
+                            bolt: c.id.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if let Err(e) = validate(&self.spec) {
+            problems.extend(e.0);
+        }
+        if !problems.is_empty() {
+            return Err(TopologyErrors(problems));
+        }
+        Ok(Topology {
+            spec: self.spec,
+            spouts: self.spouts,
+            bolts: self.bolts,
+            custom_groupings: self.custom_groupings,
+        })
+    }
+}
+
+/// Configures a spout just added.
+pub struct SpoutDeclarer<'a> {
+    builder: &'a mut TopologyBuilder,
+    index: usize,
+}
+
+impl SpoutDeclarer<'_> {
+    /// Sets the number of tasks (default: the parallelism).
+    pub fn set_num_tasks(self, n: u32) -> Self {
+        self.builder.spec.components[self.index].num_tasks = n;
+        self
+    }
+    /// Sets a config key for this component only.
+    pub fn add_config(self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.builder.spec.components[self.index]
+            .config
+            .set(key, value);
+        self
+    }
+}
+
+/// Configures a bolt just added: its subscriptions, tasks and config.
+pub struct BoltDeclarer<'a> {
+    builder: &'a mut TopologyBuilder,
+    index: usize,
+}
+
+impl BoltDeclarer<'_> {
+    /// Subscribes to `source` with any grouping.
+    pub fn grouping(self, source: impl Into<Source>, grouping: GroupingSpec) -> Self {
+        let s = source.into();
+        self.builder.spec.components[self.index]
+            .inputs
+            .push(InputSpec {
+                component: s.component,
+                stream: s.stream,
+                grouping,
+            });
+        self
+    }
+    /// Round-robin over this bolt's tasks.
+    pub fn shuffle_grouping(self, source: impl Into<Source>) -> Self {
+        self.grouping(source, GroupingSpec::Shuffle)
+    }
+    /// Equal values of `fields` go to the same task.
+    pub fn fields_grouping<I, S>(self, source: impl Into<Source>, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let fields = fields.into_iter().map(Into::into).collect();
+        self.grouping(source, GroupingSpec::Fields { fields })
+    }
+    /// Each key goes to the less loaded of two candidate tasks.
+    pub fn partial_key_grouping<I, S>(self, source: impl Into<Source>, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let fields = fields.into_iter().map(Into::into).collect();
+        self.grouping(source, GroupingSpec::PartialKey { fields })
+    }
+    /// Every task gets every tuple.
+    pub fn all_grouping(self, source: impl Into<Source>) -> Self {
+        self.grouping(source, GroupingSpec::All)
+    }
+    /// Everything goes to the lowest task id.
+    pub fn global_grouping(self, source: impl Into<Source>) -> Self {
+        self.grouping(source, GroupingSpec::Global)
+    }
+    /// No preference (currently shuffle).
+    pub fn none_grouping(self, source: impl Into<Source>) -> Self {
+        self.grouping(source, GroupingSpec::None)
+    }
+    /// The emitter picks the task with `emit_direct`; the stream must be declared direct.
+    pub fn direct_grouping(self, source: impl Into<Source>) -> Self {
+        self.grouping(source, GroupingSpec::Direct)
+    }
+    /// Shuffle among this bolt's tasks in the emitter's worker, if any.
+    pub fn local_or_shuffle_grouping(self, source: impl Into<Source>) -> Self {
+        self.grouping(source, GroupingSpec::LocalOrShuffle)
+    }
+    /// A user-defined grouping; `factory` makes one instance per emitting task.
+    pub fn custom_grouping<G, F>(self, source: impl Into<Source>, name: &str, factory: F) -> Self
+    where
+        G: CustomGrouping,
+        F: Fn() -> G + Send + Sync + 'static,
+    {
+        self.builder.custom_groupings.insert(
+            name.to_string(),
+            Arc::new(move || Box::new(factory()) as Box<dyn CustomGrouping>),
+        );
+        self.grouping(source, GroupingSpec::Custom { name: name.into() })
+    }
+    /// Sets the number of tasks (default: the parallelism).
+    pub fn set_num_tasks(self, n: u32) -> Self {
+        self.builder.spec.components[self.index].num_tasks = n;
+        self
+    }
+    /// Sets a config key for this component only (e.g. `topology.tick.tuple.freq.secs`).
+    pub fn add_config(self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.builder.spec.components[self.index]
+            .config
+            .set(key, value);
+        self
+    }
+}
