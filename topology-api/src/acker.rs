@@ -14,7 +14,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AckerMsg {
     /// A spout emitted a tracked tuple: start the tree.
-    Init { root: u64, xor: u64, spout_task: u32 },
+    Init {
+        root: u64,
+        xor: u64,
+        spout_task: u32,
+    },
     /// A tuple of the tree was acked.
     Ack { root: u64, xor: u64 },
     /// A tuple of the tree was failed.
@@ -56,7 +60,9 @@ impl AckerState {
             None => self.current.entry(root).or_default(),
         };
         match msg {
-            AckerMsg::Init { xor, spout_task, .. } => {
+            AckerMsg::Init {
+                xor, spout_task, ..
+            } => {
                 entry.val ^= xor;
                 entry.spout_task = Some(spout_task);
             }
@@ -221,7 +227,11 @@ mod tests {
         let mut a = AckerState::default();
         assert_eq!(a.apply(AckerMsg::Fail { root: 1 }), None);
         assert_eq!(
-            a.apply(AckerMsg::Init { root: 1, xor: 5, spout_task: 3 }),
+            a.apply(AckerMsg::Init {
+                root: 1,
+                xor: 5,
+                spout_task: 3
+            }),
             Some((3, TreeOutcome::Failed { root: 1 }))
         );
     }
@@ -229,7 +239,11 @@ mod tests {
     #[test]
     fn open_trees_expire_after_two_rotations() {
         let mut a = AckerState::default();
-        a.apply(AckerMsg::Init { root: 1, xor: 5, spout_task: 3 });
+        a.apply(AckerMsg::Init {
+            root: 1,
+            xor: 5,
+            spout_task: 3,
+        });
         assert_eq!(a.rotate(), 0);
         assert_eq!(a.open(), 1);
         assert_eq!(a.rotate(), 1);

@@ -40,7 +40,9 @@ impl Topology {
 
 impl std::fmt::Debug for Topology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topology").field("spec", &self.spec).finish()
+        f.debug_struct("Topology")
+            .field("spec", &self.spec)
+            .finish()
     }
 }
 
@@ -194,7 +196,7 @@ impl TopologyBuilder {
     }
 
     /// Validates the wiring and returns the topology, or every problem found.
-    pub fn build(mut self) -> Result<Topology, TopologyErrors> {
+    pub fn build(self) -> Result<Topology, TopologyErrors> {
         let mut problems = Vec::new();
         for c in &self.spec.components {
             for input in &c.inputs {

@@ -143,12 +143,7 @@ impl Emitter {
 
     /// Resolves the stream and checks the emit; returns the stream index.
     #[inline]
-    fn stream_index(
-        &self,
-        stream: &str,
-        direct: bool,
-        arity: usize,
-    ) -> Result<usize, EmitError> {
+    fn stream_index(&self, stream: &str, direct: bool, arity: usize) -> Result<usize, EmitError> {
         let idx = *self
             .stream_ids
             .get(stream)
@@ -373,7 +368,12 @@ impl<'a> BasicOutputCollector<'a> {
         self.inner.emit_to(stream, &[self.input], values)
     }
     /// Emits to one task on a direct stream, anchored to the input.
-    pub fn emit_direct(&mut self, task: u32, stream: &str, values: Values) -> Result<(), EmitError> {
+    pub fn emit_direct(
+        &mut self,
+        task: u32,
+        stream: &str,
+        values: Values,
+    ) -> Result<(), EmitError> {
         self.inner.emit_direct(task, stream, &[self.input], values)
     }
     /// Reports an error (logged and kept with the task's recent errors).
@@ -528,7 +528,10 @@ mod tests {
         assert!(p.expire(t0 + Duration::from_secs(9), timeout).is_empty());
         assert_eq!(p.expire(t0 + Duration::from_secs(11), timeout), vec![100]);
         assert!(p.expire(t0 + Duration::from_secs(12), timeout).is_empty());
-        assert!(p.take(1).is_none(), "a late ack after the timeout is ignored");
+        assert!(
+            p.take(1).is_none(),
+            "a late ack after the timeout is ignored"
+        );
         assert_eq!(p.take(2).map(|t| t.msg_id), Some(200));
         assert_eq!(p.len(), 0);
     }

@@ -26,15 +26,51 @@ pub const TOPOLOGY_BATCH_FLUSH_MICROS: &str = "topology.batch.flush.micros";
 
 /// Every key the runtime reads, its default, and what it does (the README table is made from it).
 pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
-    (TOPOLOGY_WORKERS, "1", "worker processes requested in a cluster; local mode runs one"),
-    (TOPOLOGY_ACKER_EXECUTORS, "1", "acker tasks; 0 turns tuple tracking off (spout tuples are acked at once)"),
-    (TOPOLOGY_MESSAGE_TIMEOUT_SECS, "30", "seconds before an incomplete tuple tree is failed and replayed"),
-    (TOPOLOGY_MAX_SPOUT_PENDING, "5000", "tracked tuple trees in flight per spout task (bounds memory and latency)"),
-    (TOPOLOGY_TICK_TUPLE_FREQ_SECS, "none", "seconds between tick tuples to each bolt task (per component)"),
-    (TOPOLOGY_DEBUG, "false", "log every emitted tuple (per component)"),
-    (TOPOLOGY_EXECUTOR_RECEIVE_BUFFER_SIZE, "64", "capacity of an executor's input queue, in batches"),
-    (TOPOLOGY_TRANSFER_BATCH_SIZE, "128", "most tuples per batch between two tasks"),
-    (TOPOLOGY_BATCH_FLUSH_MICROS, "500", "longest wait of a tuple in a partly filled batch of a busy executor"),
+    (
+        TOPOLOGY_WORKERS,
+        "1",
+        "worker processes requested in a cluster; local mode runs one",
+    ),
+    (
+        TOPOLOGY_ACKER_EXECUTORS,
+        "1",
+        "acker tasks; 0 turns tuple tracking off (spout tuples are acked at once)",
+    ),
+    (
+        TOPOLOGY_MESSAGE_TIMEOUT_SECS,
+        "30",
+        "seconds before an incomplete tuple tree is failed and replayed",
+    ),
+    (
+        TOPOLOGY_MAX_SPOUT_PENDING,
+        "5000",
+        "tracked tuple trees in flight per spout task (bounds memory and latency)",
+    ),
+    (
+        TOPOLOGY_TICK_TUPLE_FREQ_SECS,
+        "none",
+        "seconds between tick tuples to each bolt task (per component)",
+    ),
+    (
+        TOPOLOGY_DEBUG,
+        "false",
+        "log every emitted tuple (per component)",
+    ),
+    (
+        TOPOLOGY_EXECUTOR_RECEIVE_BUFFER_SIZE,
+        "64",
+        "capacity of an executor's input queue, in batches",
+    ),
+    (
+        TOPOLOGY_TRANSFER_BATCH_SIZE,
+        "128",
+        "most tuples per batch between two tasks",
+    ),
+    (
+        TOPOLOGY_BATCH_FLUSH_MICROS,
+        "500",
+        "longest wait of a tuple in a partly filled batch of a busy executor",
+    ),
 ];
 
 /// A topology's (or a component's) configuration.
@@ -208,7 +244,10 @@ mod tests {
     fn wrong_type_is_named() {
         let mut c = Config::new();
         c.set(TOPOLOGY_MAX_SPOUT_PENDING, "lots");
-        let e = c.u64_or(TOPOLOGY_MAX_SPOUT_PENDING, 1).unwrap_err().to_string();
+        let e = c
+            .u64_or(TOPOLOGY_MAX_SPOUT_PENDING, 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("topology.max.spout.pending"), "{e}");
         assert!(e.contains("lots"), "{e}");
     }

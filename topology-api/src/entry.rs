@@ -46,7 +46,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Ok(Duration::from_secs_f64(secs));
         }
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e}); try 30 or 90s"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); try 30 or 90s"))
 }
 
 /// Sets up logging from `RUST_LOG` (default `info`). Safe to call more than once.

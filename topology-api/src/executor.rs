@@ -98,7 +98,9 @@ pub(crate) async fn run_bolts(
     tick: Option<Duration>,
 ) -> Result<Vec<TaskReport>, ExecutorError> {
     for t in &mut tasks {
-        let result = AssertUnwindSafe(t.bolt.prepare(&t.ctx)).catch_unwind().await;
+        let result = AssertUnwindSafe(t.bolt.prepare(&t.ctx))
+            .catch_unwind()
+            .await;
         let message = match result {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => e.to_string(),
@@ -153,7 +155,11 @@ pub(crate) async fn run_bolts(
 
     let mut reports = Vec::with_capacity(tasks.len());
     for t in &mut tasks {
-        if AssertUnwindSafe(t.bolt.cleanup()).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(t.bolt.cleanup())
+            .catch_unwind()
+            .await
+            .is_err()
+        {
             t.collector.report_error("cleanup panicked");
         }
         t.collector.em.outbox.flush();
@@ -310,12 +316,23 @@ pub(crate) async fn run_spouts(
                         break;
                     }
                     if !t.collector.em.outbox.ready.is_empty() {
-                        send_draining(&mut t.collector.em.outbox, &transfer, &mut inbox, &mut stash)
-                            .await;
+                        send_draining(
+                            &mut t.collector.em.outbox,
+                            &transfer,
+                            &mut inbox,
+                            &mut stash,
+                        )
+                        .await;
                     }
                 }
                 t.collector.em.outbox.flush();
-                send_draining(&mut t.collector.em.outbox, &transfer, &mut inbox, &mut stash).await;
+                send_draining(
+                    &mut t.collector.em.outbox,
+                    &transfer,
+                    &mut inbox,
+                    &mut stash,
+                )
+                .await;
             }
         }
 
@@ -348,7 +365,13 @@ pub(crate) async fn run_spouts(
         }
         t.spout.close().await;
         t.collector.em.outbox.flush();
-        send_draining(&mut t.collector.em.outbox, &transfer, &mut inbox, &mut stash).await;
+        send_draining(
+            &mut t.collector.em.outbox,
+            &transfer,
+            &mut inbox,
+            &mut stash,
+        )
+        .await;
         let em = &t.collector.em;
         reports.push(report(em.task_id, &em.component, em.stats, &em.errors));
     }

@@ -43,10 +43,22 @@ pub(crate) fn stable_hash(values: &[Value], indices: &[usize], seed: u64) -> u64
 
 /// Routes the tuples of one stream to one consumer component.
 pub(crate) enum Router {
-    RoundRobin { tasks: Vec<u32>, next: usize },
-    Fields { tasks: Vec<u32>, indices: Vec<usize> },
-    PartialKey { tasks: Vec<u32>, indices: Vec<usize>, load: Vec<u64> },
-    All { tasks: Vec<u32> },
+    RoundRobin {
+        tasks: Vec<u32>,
+        next: usize,
+    },
+    Fields {
+        tasks: Vec<u32>,
+        indices: Vec<usize>,
+    },
+    PartialKey {
+        tasks: Vec<u32>,
+        indices: Vec<usize>,
+        load: Vec<u64>,
+    },
+    All {
+        tasks: Vec<u32>,
+    },
     Single(u32),
     Direct,
     Custom(Box<dyn CustomGrouping>),
@@ -107,7 +119,11 @@ impl Router {
             Router::RoundRobin { tasks, next } => {
                 if !tasks.is_empty() {
                     out.push(tasks[*next]);
-                    *next = if *next + 1 == tasks.len() { 0 } else { *next + 1 };
+                    *next = if *next + 1 == tasks.len() {
+                        0
+                    } else {
+                        *next + 1
+                    };
                 }
             }
             Router::Fields { tasks, indices } => {
@@ -150,7 +166,14 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn router(spec: GroupingSpec, tasks: Vec<u32>, local: Vec<u32>) -> Router {
-        Router::new(&spec, tasks, vec![0], local, None, &mut fastrand::Rng::new())
+        Router::new(
+            &spec,
+            tasks,
+            vec![0],
+            local,
+            None,
+            &mut fastrand::Rng::new(),
+        )
     }
 
     fn route(r: &mut Router, v: &[Value]) -> Targets {
@@ -239,7 +262,11 @@ mod tests {
             *load.entry(t).or_default() += 1;
         }
         assert!(per_key.values().all(|s| s.len() <= 2), "{per_key:?}");
-        assert_eq!(per_key["hot"].len(), 2, "the hot key is split over two tasks");
+        assert_eq!(
+            per_key["hot"].len(),
+            2,
+            "the hot key is split over two tasks"
+        );
         // A fields grouping would put >= 50% on one task; two choices keeps every task < 40%.
         let max = *load.values().max().unwrap();
         assert!(max < 8_000, "load {load:?}");
@@ -252,7 +279,11 @@ mod tests {
         assert_eq!(used, HashSet::from([2, 4]));
         let mut r = router(GroupingSpec::LocalOrShuffle, vec![1, 2], vec![]);
         let used: HashSet<u32> = (0..100).map(|_| route(&mut r, &values!["x"])[0]).collect();
-        assert_eq!(used, HashSet::from([1, 2]), "no local task: shuffle over all");
+        assert_eq!(
+            used,
+            HashSet::from([1, 2]),
+            "no local task: shuffle over all"
+        );
     }
 
     #[test]
@@ -267,8 +298,17 @@ mod tests {
             }
         }
         let f: CustomGroupingFactory = Arc::new(|| Box::new(Last(vec![])));
-        let spec = GroupingSpec::Custom { name: "last".into() };
-        let mut r = Router::new(&spec, vec![1, 2, 3], vec![], vec![], Some(&f), &mut fastrand::Rng::new());
+        let spec = GroupingSpec::Custom {
+            name: "last".into(),
+        };
+        let mut r = Router::new(
+            &spec,
+            vec![1, 2, 3],
+            vec![],
+            vec![],
+            Some(&f),
+            &mut fastrand::Rng::new(),
+        );
         assert_eq!(route(&mut r, &values!["x"]).as_slice(), &[3]);
     }
 }

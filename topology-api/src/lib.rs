@@ -38,7 +38,7 @@ pub use executor::{ExecutorError, TaskReport, TopologyStatus};
 pub use grouping::{CustomGrouping, CustomGroupingFactory};
 pub use local::{run_local, run_local_blocking, LocalOptions, LocalReport};
 pub use spec::{GroupingSpec, TopologySpec};
-pub use tuple::{Fields, FieldKey, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
+pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
 pub use value::{Value, Values};
 pub use worker::{plan_executors, run_executors, ExecutorPlan, RunError};
 

@@ -51,11 +51,10 @@ impl LocalReport {
             "{:<20} {:>12} {:>12} {:>12} {:>12} {:>10}\n",
             "component", "emitted", "executed", "acked", "failed", "errors"
         );
-        let errors: BTreeMap<&str, usize> =
-            self.tasks.iter().fold(BTreeMap::new(), |mut m, t| {
-                *m.entry(t.component.as_str()).or_default() += t.errors.len();
-                m
-            });
+        let errors: BTreeMap<&str, usize> = self.tasks.iter().fold(BTreeMap::new(), |mut m, t| {
+            *m.entry(t.component.as_str()).or_default() += t.errors.len();
+            m
+        });
         for (c, s) in self.by_component() {
             out += &format!(
                 "{:<20} {:>12} {:>12} {:>12} {:>12} {:>10}\n",

@@ -215,9 +215,10 @@ impl TopologySpec {
             .collect();
         for c in &self.components {
             for input in &c.inputs {
-                if let (Some(&from), Some(&to)) =
-                    (nodes.get(input.component.as_str()), nodes.get(c.id.as_str()))
-                {
+                if let (Some(&from), Some(&to)) = (
+                    nodes.get(input.component.as_str()),
+                    nodes.get(c.id.as_str()),
+                ) {
                     g.add_edge(from, to, input.clone());
                 }
             }

@@ -117,7 +117,9 @@ pub enum TupleError {
         fields: Vec<String>,
     },
     /// The index is past the tuple's last value.
-    #[error("no value at index {index} in tuple from {component}:{stream}, which has {len} values")]
+    #[error(
+        "no value at index {index} in tuple from {component}:{stream}, which has {len} values"
+    )]
     NoSuchIndex {
         /// The requested index.
         index: usize,
@@ -129,7 +131,9 @@ pub enum TupleError {
         stream: String,
     },
     /// The value has another type than asked for.
-    #[error("field {field} of tuple from {component}:{stream} is {actual} ({value}), not {expected}")]
+    #[error(
+        "field {field} of tuple from {component}:{stream} is {actual} ({value}), not {expected}"
+    )]
     WrongType {
         /// The field, by name or index.
         field: String,
@@ -222,8 +226,7 @@ impl Tuple {
     /// Records a child edge anchored to this tuple (a plain load and store: one writer).
     #[inline]
     pub(crate) fn add_child_edge(&self, edge: u64) {
-        self.ack_val
-            .store(self.ack_val() ^ edge, Ordering::Relaxed);
+        self.ack_val.store(self.ack_val() ^ edge, Ordering::Relaxed);
     }
 
     /// The id of the component that emitted this tuple.

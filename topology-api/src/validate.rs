@@ -23,7 +23,9 @@ pub enum TopologyError {
         id: String,
     },
     /// Ids must be non-empty and not start with `__` (reserved for system components).
-    #[error("component id {id:?} is not allowed: ids must be non-empty and must not start with \"__\"")]
+    #[error(
+        "component id {id:?} is not allowed: ids must be non-empty and must not start with \"__\""
+    )]
     ReservedId {
         /// The id.
         id: String,
@@ -165,7 +167,11 @@ impl std::error::Error for TopologyErrors {}
 /// Checks `spec`; returns every problem found.
 pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
     let mut errs = Vec::new();
-    if !spec.components.iter().any(|c| c.kind == ComponentKind::Spout) {
+    if !spec
+        .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Spout)
+    {
         errs.push(TopologyError::NoSpout {
             topology: spec.name.clone(),
         });
@@ -197,7 +203,9 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
                 errs.push(TopologyError::BoltWithoutInputs { bolt: c.id.clone() })
             }
             ComponentKind::Spout if !c.inputs.is_empty() => {
-                errs.push(TopologyError::SpoutWithInputs { spout: c.id.clone() })
+                errs.push(TopologyError::SpoutWithInputs {
+                    spout: c.id.clone(),
+                })
             }
             _ => {}
         }
@@ -361,7 +369,11 @@ mod tests {
         fn declare_output_fields(&self, d: &mut OutputDeclarer) {
             d.declare(["word", "count"]);
         }
-        async fn execute(&mut self, _: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+        async fn execute(
+            &mut self,
+            _: &Tuple,
+            _: &mut BasicOutputCollector<'_>,
+        ) -> ComponentResult {
             Ok(())
         }
     }
@@ -382,8 +394,10 @@ mod tests {
     fn valid_topology_builds() {
         let mut b = TopologyBuilder::new("t");
         b.set_spout("s", || S, 1);
-        b.set_basic_bolt("b", || B, 2).fields_grouping("s", ["word"]);
-        b.set_basic_bolt("d", || B, 2).direct_grouping(("s", "direct"));
+        b.set_basic_bolt("b", || B, 2)
+            .fields_grouping("s", ["word"]);
+        b.set_basic_bolt("d", || B, 2)
+            .direct_grouping(("s", "direct"));
         assert!(b.build().is_ok());
     }
 
@@ -393,28 +407,45 @@ mod tests {
         b.set_spout("s", || S, 1);
         b.set_basic_bolt("b", || B, 1).shuffle_grouping("nope");
         let (e, text) = one_error(b);
-        assert!(matches!(e, TopologyError::UnknownComponent { .. }), "{text}");
-        assert!(text.contains("\"b\"") && text.contains("\"nope\""), "{text}");
+        assert!(
+            matches!(e, TopologyError::UnknownComponent { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"b\"") && text.contains("\"nope\""),
+            "{text}"
+        );
     }
 
     #[test]
     fn unknown_stream() {
         let mut b = TopologyBuilder::new("t");
         b.set_spout("s", || S, 1);
-        b.set_basic_bolt("b", || B, 1).shuffle_grouping(("s", "errors"));
+        b.set_basic_bolt("b", || B, 1)
+            .shuffle_grouping(("s", "errors"));
         let (e, text) = one_error(b);
         assert!(matches!(e, TopologyError::UnknownStream { .. }), "{text}");
-        assert!(text.contains("\"errors\"") && text.contains("\"default\""), "{text}");
+        assert!(
+            text.contains("\"errors\"") && text.contains("\"default\""),
+            "{text}"
+        );
     }
 
     #[test]
     fn fields_grouping_on_undeclared_field() {
         let mut b = TopologyBuilder::new("t");
         b.set_spout("s", || S, 1);
-        b.set_basic_bolt("b", || B, 1).fields_grouping("s", ["wrod"]);
+        b.set_basic_bolt("b", || B, 1)
+            .fields_grouping("s", ["wrod"]);
         let (e, text) = one_error(b);
-        assert!(matches!(e, TopologyError::UnknownGroupingField { .. }), "{text}");
-        assert!(text.contains("\"wrod\"") && text.contains("[\"word\"]"), "{text}");
+        assert!(
+            matches!(e, TopologyError::UnknownGroupingField { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"wrod\"") && text.contains("[\"word\"]"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -450,7 +481,10 @@ mod tests {
             matches!(e, TopologyError::DirectGroupingOnNonDirectStream { .. }),
             "{text}"
         );
-        assert!(text.contains("\"b\"") && text.contains("\"default\""), "{text}");
+        assert!(
+            text.contains("\"b\"") && text.contains("\"default\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -459,7 +493,13 @@ mod tests {
         b.set_spout("s", || S, 1);
         b.set_basic_bolt("lonely", || B, 1);
         let (e, text) = one_error(b);
-        assert_eq!(e, TopologyError::BoltWithoutInputs { bolt: "lonely".into() }, "{text}");
+        assert_eq!(
+            e,
+            TopologyError::BoltWithoutInputs {
+                bolt: "lonely".into()
+            },
+            "{text}"
+        );
     }
 
     #[test]
@@ -487,7 +527,8 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let mut b = TopologyBuilder::new("t");
         b.set_spout("s", || S, 1);
-        b.set_basic_bolt("x", || B, 0).fields_grouping("s", ["nope"]);
+        b.set_basic_bolt("x", || B, 0)
+            .fields_grouping("s", ["nope"]);
         b.set_basic_bolt("y", || B, 1);
         let (errs, text) = errors(b);
         assert_eq!(errs.len(), 3, "{text}");
@@ -497,7 +538,8 @@ mod tests {
     #[test]
     fn no_spout_and_bad_config() {
         let mut b = TopologyBuilder::new("t");
-        b.config().set(crate::config::TOPOLOGY_MESSAGE_TIMEOUT_SECS, "soon");
+        b.config()
+            .set(crate::config::TOPOLOGY_MESSAGE_TIMEOUT_SECS, "soon");
         let (errs, text) = errors(b);
         assert!(matches!(errs[0], TopologyError::NoSpout { .. }), "{text}");
         assert!(text.contains("topology.message.timeout.secs"), "{text}");

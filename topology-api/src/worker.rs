@@ -3,9 +3,7 @@
 
 use crate::acker::run_acker;
 use crate::builder::Topology;
-use crate::collector::{
-    Emitter, OutputCollector, PendingTrees, SpoutOutputCollector, StreamOut,
-};
+use crate::collector::{Emitter, OutputCollector, PendingTrees, SpoutOutputCollector, StreamOut};
 use crate::component::TopologyContext;
 use crate::config::{ConfigError, RuntimeSettings, TOPOLOGY_DEBUG, TOPOLOGY_TICK_TUPLE_FREQ_SECS};
 use crate::executor::{
@@ -95,8 +93,8 @@ pub async fn run_executors(
     let mut senders: Vec<Option<InboxSender>> = vec![None; max_task as usize + 1];
     let mut inboxes = Vec::with_capacity(hosted.len());
     for plan in &hosted {
-        let cap = RuntimeSettings::from_config(&spec.component_config(&plan.component))?
-            .receive_buffer;
+        let cap =
+            RuntimeSettings::from_config(&spec.component_config(&plan.component))?.receive_buffer;
         let (tx, rx) = mpsc::channel(cap);
         for t in plan.tasks.clone() {
             senders[t as usize] = Some(tx.clone());
@@ -168,14 +166,15 @@ pub async fn run_executors(
                         .map(|(sub, grouping)| {
                             let key_fields = match grouping {
                                 GroupingSpec::Fields { fields: f }
-                                | GroupingSpec::PartialKey { fields: f } => f
-                                    .iter()
-                                    .filter_map(|f| fields.index_of(f))
-                                    .collect(),
+                                | GroupingSpec::PartialKey { fields: f } => {
+                                    f.iter().filter_map(|f| fields.index_of(f)).collect()
+                                }
                                 _ => Vec::new(),
                             };
                             let custom = match grouping {
-                                GroupingSpec::Custom { name } => topology.custom_groupings.get(name),
+                                GroupingSpec::Custom { name } => {
+                                    topology.custom_groupings.get(name)
+                                }
                                 _ => None,
                             };
                             Router::new(
