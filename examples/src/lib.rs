@@ -2,6 +2,8 @@
 //! a word counter, over the ten benchmark sentences in `data/sentences.txt`.
 
 use std::collections::HashMap;
+
+pub mod reliable;
 use topology_api::prelude::*;
 
 /// The ten sentences every word count (and our comparisons with other engines) draws from.

@@ -24,6 +24,9 @@ pub const TOPOLOGY_TRANSFER_BATCH_SIZE: &str = "topology.transfer.batch.size";
 /// Longest time, in microseconds, a tuple waits in a partly filled batch of a busy executor.
 pub const TOPOLOGY_BATCH_FLUSH_MICROS: &str = "topology.batch.flush.micros";
 
+/// How long, in microseconds, an idle spout keeps polling `next_tuple` before sleeping 1 ms.
+pub const TOPOLOGY_SPOUT_SPIN_MICROS: &str = "topology.spout.spin.micros";
+
 /// Every key the runtime reads, its default, and what it does (the README table is made from it).
 pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     (
@@ -207,6 +210,7 @@ pub(crate) struct RuntimeSettings {
     pub receive_buffer: usize,
     pub batch_size: usize,
     pub flush_interval: std::time::Duration,
+    pub spout_spin: std::time::Duration,
 }
 
 impl RuntimeSettings {
@@ -221,6 +225,9 @@ impl RuntimeSettings {
             batch_size: c.u64_or(TOPOLOGY_TRANSFER_BATCH_SIZE, 128)?.max(1) as usize,
             flush_interval: std::time::Duration::from_micros(
                 c.u64_or(TOPOLOGY_BATCH_FLUSH_MICROS, 500)?,
+            ),
+            spout_spin: std::time::Duration::from_micros(
+                c.u64_or(TOPOLOGY_SPOUT_SPIN_MICROS, 200)?,
             ),
         })
     }

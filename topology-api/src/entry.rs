@@ -4,6 +4,7 @@
 
 use crate::builder::Topology;
 use crate::local::{run_local_blocking, LocalOptions, LocalReport};
+use crate::worker::RunError;
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,25 +61,36 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Why the binary could not do what its command line asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// A `-c key=value` override is malformed.
+    #[error("{0}")]
+    BadOverride(String),
+    /// The topology failed to run.
+    #[error("{0}")]
+    Run(#[from] RunError),
+}
+
 /// Parses the command line and runs `topology` in the chosen mode.
 pub fn main(topology: Topology) -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     match run(topology, cli.mode) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(()) => ExitCode::FAILURE,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
-/// Runs `topology` in `mode`; errors are logged. Returns the local report.
-pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, ()> {
+/// Runs `topology` in `mode`, printing a summary at the end; errors are logged and returned.
+pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError> {
     init_tracing();
     match mode {
         Mode::Local(args) => {
             for kv in &args.config {
                 if let Err(e) = topology.config_mut().set_from_str(kv) {
                     tracing::error!("{e}");
-                    return Err(());
+                    return Err(EntryError::BadOverride(e));
                 }
             }
             tracing::info!(topology = topology.name(), "running in local mode");
@@ -100,7 +112,7 @@ pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, ()> {
                 }
                 Err(e) => {
                     tracing::error!("{e}");
-                    Err(())
+                    Err(e.into())
                 }
             }
         }

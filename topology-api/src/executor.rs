@@ -238,7 +238,7 @@ pub(crate) async fn run_spouts(
     let mut stash: Vec<Envelope> = Vec::new();
     let check_every = (settings.message_timeout / 4).min(Duration::from_secs(1));
     let mut next_timeout_check = Instant::now() + check_every;
-    let mut idle_rounds = 0u32;
+    let mut idle_since: Option<Instant> = None;
 
     loop {
         // Outcomes that arrived while we were blocked, then whatever is queued now.
@@ -337,12 +337,13 @@ pub(crate) async fn run_spouts(
         }
 
         if emitted > 0 {
-            idle_rounds = 0;
+            idle_since = None;
             continue;
         }
-        // Nothing to emit: wait for outcomes, a status change, or a short back-off.
-        idle_rounds = idle_rounds.saturating_add(1);
-        if idle_rounds < 16 && !saturated && active {
+        // Nothing to emit. For a short while keep polling (yielding to other tasks), so a spout
+        // whose next tuple is microseconds away emits it on time; then back off to sleeping.
+        let idle_for = now.duration_since(*idle_since.get_or_insert(now));
+        if idle_for < settings.spout_spin && !saturated && active {
             tokio::task::yield_now().await;
             continue;
         }

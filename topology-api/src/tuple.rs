@@ -110,11 +110,11 @@ pub enum TupleError {
         /// The requested name.
         field: String,
         /// Source component.
-        component: String,
+        component: &'static str,
         /// Source stream.
-        stream: String,
+        stream: &'static str,
         /// The declared fields.
-        fields: Vec<String>,
+        fields: &'static [String],
     },
     /// The index is past the tuple's last value.
     #[error(
@@ -126,9 +126,9 @@ pub enum TupleError {
         /// Number of values in the tuple.
         len: usize,
         /// Source component.
-        component: String,
+        component: &'static str,
         /// Source stream.
-        stream: String,
+        stream: &'static str,
     },
     /// The value has another type than asked for.
     #[error(
@@ -144,9 +144,9 @@ pub enum TupleError {
         /// The value, for the message.
         value: String,
         /// Source component.
-        component: String,
+        component: &'static str,
         /// Source stream.
-        stream: String,
+        stream: &'static str,
     },
 }
 
@@ -165,8 +165,8 @@ impl FieldKey for usize {
             Err(TupleError::NoSuchIndex {
                 index: self,
                 len: tuple.values.len(),
-                component: tuple.meta.component.clone(),
-                stream: tuple.meta.stream.clone(),
+                component: &tuple.meta.component,
+                stream: &tuple.meta.stream,
             })
         }
     }
@@ -179,9 +179,9 @@ impl FieldKey for &str {
             Some(i) if i < tuple.values.len() => Ok(i),
             _ => Err(TupleError::NoSuchField {
                 field: self.to_string(),
-                component: tuple.meta.component.clone(),
-                stream: tuple.meta.stream.clone(),
-                fields: tuple.meta.fields.names().to_vec(),
+                component: &tuple.meta.component,
+                stream: &tuple.meta.stream,
+                fields: tuple.meta.fields.names(),
             }),
         }
     }
@@ -292,8 +292,8 @@ impl Tuple {
             expected,
             actual: v.type_name(),
             value: v.to_string(),
-            component: self.meta.component.clone(),
-            stream: self.meta.stream.clone(),
+            component: &self.meta.component,
+            stream: &self.meta.stream,
         }
     }
 
