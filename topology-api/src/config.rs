@@ -74,6 +74,11 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
         "500",
         "longest wait of a tuple in a partly filled batch of a busy executor",
     ),
+    (
+        TOPOLOGY_SPOUT_SPIN_MICROS,
+        "200",
+        "how long an idle spout keeps polling next_tuple before sleeping 1 ms (latency vs. idle CPU)",
+    ),
 ];
 
 /// A topology's (or a component's) configuration.
@@ -245,6 +250,52 @@ mod tests {
         assert_eq!(c.u64_or(TOPOLOGY_WORKERS, 1).unwrap(), 3);
         assert_eq!(c.str("my.name"), Some("hello"));
         assert!(c.set_from_str("novalue").is_err());
+    }
+
+    #[test]
+    fn readme_documents_every_key_with_its_default() {
+        let readme = include_str!("../../README.md");
+        for (key, default, _) in KNOWN_KEYS {
+            let row = format!("| `{key}` | {default} |");
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+        let documented = readme.matches("| `topology.").count();
+        assert_eq!(
+            documented,
+            KNOWN_KEYS.len(),
+            "README documents keys the code does not know"
+        );
+    }
+
+    #[test]
+    fn defaults_in_the_table_are_the_defaults_used() {
+        let s = RuntimeSettings::from_config(&Config::new()).unwrap();
+        let table = |k: &str| KNOWN_KEYS.iter().find(|r| r.0 == k).unwrap().1;
+        assert_eq!(s.ackers.to_string(), table(TOPOLOGY_ACKER_EXECUTORS));
+        assert_eq!(
+            s.message_timeout.as_secs().to_string(),
+            table(TOPOLOGY_MESSAGE_TIMEOUT_SECS)
+        );
+        assert_eq!(
+            s.max_spout_pending.to_string(),
+            table(TOPOLOGY_MAX_SPOUT_PENDING)
+        );
+        assert_eq!(
+            s.receive_buffer.to_string(),
+            table(TOPOLOGY_EXECUTOR_RECEIVE_BUFFER_SIZE)
+        );
+        assert_eq!(
+            s.batch_size.to_string(),
+            table(TOPOLOGY_TRANSFER_BATCH_SIZE)
+        );
+        assert_eq!(
+            s.flush_interval.as_micros().to_string(),
+            table(TOPOLOGY_BATCH_FLUSH_MICROS)
+        );
+        assert_eq!(
+            s.spout_spin.as_micros().to_string(),
+            table(TOPOLOGY_SPOUT_SPIN_MICROS)
+        );
     }
 
     #[test]

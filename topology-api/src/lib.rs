@@ -50,3 +50,8 @@ pub mod prelude {
         TopologyBuilder, TopologyContext, Tuple, Value, Values,
     };
 }
+
+/// The README's Rust code blocks, compiled as doctests so the tutorial stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
