@@ -25,10 +25,11 @@ struct Shared {
     received: Mutex<Vec<u64>>,
 }
 
-/// Emits `0..N` without message ids, one per `next_tuple`, as fast as it is let.
+/// Emits `0..N` without message ids, `per_call` per `next_tuple`, as fast as it is let.
 struct FastSpout {
     shared: Arc<Shared>,
     next: u64,
+    per_call: u64,
 }
 
 #[async_trait]
@@ -42,8 +43,12 @@ impl Spout for FastSpout {
         }
         let lag = self.next - self.shared.executed.load(Ordering::SeqCst);
         self.shared.max_lag.fetch_max(lag, Ordering::SeqCst);
-        c.emit(values![self.next], None)?;
-        self.next += 1;
+        for _ in 0..self.per_call {
+            if self.next < N {
+                c.emit(values![self.next], None)?;
+                self.next += 1;
+            }
+        }
         Ok(())
     }
     fn is_finished(&self) -> bool {
@@ -68,7 +73,7 @@ impl Bolt for SlowBolt {
     }
 }
 
-async fn check(capacity: u64, batch: u64, ackers: u64) {
+async fn check(capacity: u64, batch: u64, ackers: u64, per_call: u64) {
     let shared = Arc::new(Shared::default());
     let mut b = TopologyBuilder::new("backpressure");
     b.config()
@@ -81,6 +86,7 @@ async fn check(capacity: u64, batch: u64, ackers: u64) {
         move || FastSpout {
             shared: s.clone(),
             next: 0,
+            per_call,
         },
         1,
     );
@@ -88,11 +94,13 @@ async fn check(capacity: u64, batch: u64, ackers: u64) {
     b.set_bolt("slow", move || SlowBolt { shared: s.clone() }, 1)
         .shuffle_grouping("fast");
     let report = run(&b.build().expect("valid topology")).await;
-    let ctx = format!("capacity {capacity}, batch {batch}, ackers {ackers}");
+    let ctx = format!("capacity {capacity}, batch {batch}, ackers {ackers}, {per_call} per call");
 
-    // Not yet executed, at the moment of an emit: at most `capacity` batches in the bolt's
-    // queue, the rest of the batch the bolt is executing, and the spout's partial batch.
-    let bound = (capacity + 2) * batch;
+    // Emitted but not yet started by the bolt, at the moment of an emit: at most `capacity`
+    // batches of `batch` in the bolt's queue, the rest (batch - 1) of the batch the bolt is
+    // executing, and the spout's partial batch (batch - 1; a full one is sent, waiting for
+    // queue space, before `next_tuple` is called again).
+    let bound = capacity * batch + 2 * (batch - 1);
     let max_lag = shared.max_lag.load(Ordering::SeqCst);
     assert!(
         max_lag <= bound,
@@ -105,7 +113,6 @@ async fn check(capacity: u64, batch: u64, ackers: u64) {
         "{ctx}: the spout never got ahead ({max_lag}); the bolt is not slow enough to test"
     );
 
-    eprintln!("{ctx}: max_lag {max_lag} bound {bound}");
     let received = lock(&shared.received).clone();
     assert_eq!(
         received,
@@ -119,11 +126,18 @@ async fn check(capacity: u64, batch: u64, ackers: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bolt_holds_back_fast_spout_with_batch_of_one() {
-    check(1, 1, 1).await;
+    check(1, 1, 1, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bolt_holds_back_fast_spout_with_small_batches() {
-    check(1, 4, 1).await;
-    check(2, 3, 0).await;
+    check(1, 4, 1, 1).await;
+    check(2, 3, 0, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spout_emitting_several_per_call_is_held_back_too() {
+    // Batches that fill inside one `next_tuple` are sent before the next call.
+    check(1, 2, 1, 3).await;
+    check(2, 1, 1, 4).await;
 }

@@ -104,6 +104,25 @@ impl Ledger {
         m
     }
 
+    /// Asserts every fail arrived less than `within` after the emit it failed: explicit fails
+    /// must fail the tree at once, not when the message timeout expires.
+    pub fn assert_fails_within(&self, within: Duration) {
+        let emits = lock(&self.emits).clone();
+        for &(_, id, failed_at) in lock(&self.fails).iter() {
+            let emitted_at = emits
+                .iter()
+                .filter(|e| e.id == id && e.at <= failed_at)
+                .map(|e| e.at)
+                .max()
+                .unwrap_or_else(|| panic!("fail({id}) before any emit of it"));
+            let after = failed_at.duration_since(emitted_at);
+            assert!(
+                after < within,
+                "fail({id}) came {after:?} after its emit; expected within {within:?}"
+            );
+        }
+    }
+
     /// Asserts every id in `0..n` was acked exactly once, on the task that emitted it, and that
     /// nothing anomalous happened.
     pub fn assert_all_acked_once(&self, n: u64) {
