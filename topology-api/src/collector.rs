@@ -8,6 +8,7 @@ use crate::transfer::Outbox;
 use crate::tuple::{Anchors, StreamMeta, Tuple, DEFAULT_STREAM};
 use crate::value::Values;
 use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,9 @@ pub enum EmitError {
     },
 }
 
+/// How many recent errors a task keeps.
+pub(crate) const MAX_KEPT_ERRORS: usize = 20;
+
 /// One declared output stream of a task, with a router per consumer.
 pub(crate) struct StreamOut {
     pub meta: &'static StreamMeta,
@@ -83,7 +87,7 @@ pub(crate) struct Emitter {
     ackers: Range<u32>,
     debug: bool,
     targets: Targets,
-    pub errors: Vec<String>,
+    pub errors: VecDeque<String>,
     pub stats: TaskStats,
 }
 
@@ -126,9 +130,18 @@ impl Emitter {
             ackers,
             debug,
             targets: Targets::new(),
-            errors: Vec::new(),
+            errors: VecDeque::new(),
             stats: TaskStats::default(),
         }
+    }
+
+    /// Logs an error and keeps it among the task's recent errors (at most [`MAX_KEPT_ERRORS`]).
+    pub(crate) fn report_error(&mut self, msg: String) {
+        tracing::error!(component = %self.component, task = self.task_id, "{msg}");
+        if self.errors.len() == MAX_KEPT_ERRORS {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(msg);
     }
 
     pub(crate) fn tracking(&self) -> bool {
@@ -337,9 +350,7 @@ impl OutputCollector {
 
     /// Reports an error: logged and kept with the task's recent errors.
     pub fn report_error(&mut self, error: impl std::fmt::Display) {
-        let msg = error.to_string();
-        tracing::error!(component = %self.em.component, task = self.em.task_id, "{msg}");
-        self.em.errors.push(msg);
+        self.em.report_error(error.to_string());
     }
 
     /// This task's id.
@@ -498,9 +509,7 @@ impl SpoutOutputCollector {
 
     /// Reports an error: logged and kept with the task's recent errors.
     pub fn report_error(&mut self, error: impl std::fmt::Display) {
-        let msg = error.to_string();
-        tracing::error!(component = %self.em.component, task = self.em.task_id, "{msg}");
-        self.em.errors.push(msg);
+        self.em.report_error(error.to_string());
     }
 
     /// Number of tracked tuple trees of this task still in flight.

@@ -11,7 +11,7 @@
 //! spout can never deadlock on full queues.
 
 use crate::acker::TreeOutcome;
-use crate::collector::{OutputCollector, SpoutOutputCollector, TaskStats};
+use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
 use crate::component::{Bolt, Spout, TopologyContext};
 use crate::config::RuntimeSettings;
 use crate::transfer::{Envelope, Inbox, Outbox, Payload, Transfer, TransferError};
@@ -60,8 +60,6 @@ pub struct ExecutorError {
     pub message: String,
 }
 
-const MAX_KEPT_ERRORS: usize = 20;
-
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
@@ -72,13 +70,20 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn report(task_id: u32, component: &str, stats: TaskStats, errors: &[String]) -> TaskReport {
-    let keep = errors.len().saturating_sub(MAX_KEPT_ERRORS);
+fn report(em: &Emitter) -> TaskReport {
     TaskReport {
-        task_id,
-        component: component.to_string(),
-        stats,
-        errors: errors[keep..].to_vec(),
+        task_id: em.task_id,
+        component: em.component.clone(),
+        stats: em.stats,
+        errors: em.errors.iter().cloned().collect(),
+    }
+}
+
+/// Runs a spout callback that returns nothing; a panic is reported as the task's error instead
+/// of stopping the executor.
+async fn guarded(fut: impl std::future::Future<Output = ()>, em: &mut Emitter, what: &str) {
+    if let Err(p) = AssertUnwindSafe(fut).catch_unwind().await {
+        em.report_error(format!("{what} panicked: {}", panic_message(&*p)));
     }
 }
 
@@ -164,8 +169,7 @@ pub(crate) async fn run_bolts(
         }
         t.collector.em.outbox.flush();
         send_ready(&mut t.collector.em.outbox, &transfer).await;
-        let em = &t.collector.em;
-        reports.push(report(em.task_id, &em.component, em.stats, &em.errors));
+        reports.push(report(&t.collector.em));
     }
     Ok(reports)
 }
@@ -257,9 +261,9 @@ pub(crate) async fn run_spouts(
             active = !active;
             for t in &mut tasks {
                 if active {
-                    t.spout.activate().await;
+                    guarded(t.spout.activate(), &mut t.collector.em, "activate").await;
                 } else {
-                    t.spout.deactivate().await;
+                    guarded(t.spout.deactivate(), &mut t.collector.em, "deactivate").await;
                 }
             }
         }
@@ -270,7 +274,7 @@ pub(crate) async fn run_spouts(
             for t in &mut tasks {
                 for msg_id in t.collector.pending.expire(now, settings.message_timeout) {
                     t.collector.em.stats.failed += 1;
-                    t.spout.fail(msg_id).await;
+                    guarded(t.spout.fail(msg_id), &mut t.collector.em, "fail").await;
                 }
             }
         }
@@ -308,7 +312,7 @@ pub(crate) async fn run_spouts(
                     }
                     for msg_id in std::mem::take(&mut t.collector.acked_at_emit) {
                         t.collector.em.stats.acked += 1;
-                        t.spout.ack(msg_id).await;
+                        guarded(t.spout.ack(msg_id), &mut t.collector.em, "ack").await;
                     }
                     let n = t.collector.emits;
                     emitted += n;
@@ -353,7 +357,8 @@ pub(crate) async fn run_spouts(
             Duration::from_millis(1)
         };
         tokio::select! {
-            env = inbox.recv() => if let Some(env) = env { stash.push(env) },
+            // Once every producer has gone (no ackers), the branch is disabled, not spinning.
+            Some(env) = inbox.recv() => stash.push(env),
             _ = status.changed() => {}
             _ = tokio::time::sleep(wait) => {}
         }
@@ -362,9 +367,9 @@ pub(crate) async fn run_spouts(
     let mut reports = Vec::with_capacity(tasks.len());
     for t in &mut tasks {
         if active {
-            t.spout.deactivate().await;
+            guarded(t.spout.deactivate(), &mut t.collector.em, "deactivate").await;
         }
-        t.spout.close().await;
+        guarded(t.spout.close(), &mut t.collector.em, "close").await;
         t.collector.em.outbox.flush();
         send_draining(
             &mut t.collector.em.outbox,
@@ -373,8 +378,7 @@ pub(crate) async fn run_spouts(
             &mut stash,
         )
         .await;
-        let em = &t.collector.em;
-        reports.push(report(em.task_id, &em.component, em.stats, &em.errors));
+        reports.push(report(&t.collector.em));
     }
     Ok(reports)
 }
@@ -392,13 +396,13 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
             TreeOutcome::Acked { root } => {
                 if let Some(tree) = t.collector.pending.take(root) {
                     t.collector.em.stats.acked += 1;
-                    t.spout.ack(tree.msg_id).await;
+                    guarded(t.spout.ack(tree.msg_id), &mut t.collector.em, "ack").await;
                 }
             }
             TreeOutcome::Failed { root } => {
                 if let Some(tree) = t.collector.pending.take(root) {
                     t.collector.em.stats.failed += 1;
-                    t.spout.fail(tree.msg_id).await;
+                    guarded(t.spout.fail(tree.msg_id), &mut t.collector.em, "fail").await;
                 }
             }
         }
