@@ -230,19 +230,22 @@ impl Emitter {
     #[inline]
     fn deliver(&mut self, idx: usize, values: Values, mut ids: impl FnMut(&mut Self) -> Anchors) {
         let meta = self.streams[idx].meta;
-        let n = self.targets.len();
-        let mut values = Some(values);
-        for i in 0..n {
+        let Some((&last, rest)) = self.targets.split_last() else {
+            return;
+        };
+        // Copies for all but the last target (all grouping, several consumers)...
+        for i in 0..rest.len() {
             let task = self.targets[i];
             let anchors = ids(self);
-            let v = if i + 1 == n {
-                values.take().unwrap_or_default()
-            } else {
-                values.clone().unwrap_or_default()
-            };
-            self.outbox
-                .push_tuple(task, Tuple::new(meta, v, self.task_id, anchors));
+            self.outbox.push_tuple(
+                task,
+                Tuple::new(meta, values.clone(), self.task_id, anchors),
+            );
         }
+        // ...and the values themselves for the last (usually the only) one.
+        let anchors = ids(self);
+        self.outbox
+            .push_tuple(last, Tuple::new(meta, values, self.task_id, anchors));
     }
 }
 
