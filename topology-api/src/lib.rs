@@ -11,9 +11,11 @@
 
 mod acker;
 mod builder;
+pub mod client;
 mod collector;
 mod component;
 pub mod config;
+pub mod control;
 pub mod entry;
 mod executor;
 mod grouping;

@@ -43,7 +43,7 @@ pub enum RunError {
 }
 
 /// One executor: a component and the contiguous range of its tasks it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExecutorPlan {
     /// The component.
     pub component: String,

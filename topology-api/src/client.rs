@@ -1,0 +1,465 @@
+//! The one HTTP client for Nimbus's API, used by the `tempest` CLI, supervisors, workers and the
+//! topology binary's `submit`. Every call carries the cluster secret; every failure is a
+//! [`ClientError`] that says what went wrong and where.
+
+use crate::control::*;
+use futures::TryStreamExt;
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Why a call to Nimbus failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not usable.
+    #[error("bad Nimbus URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why it is bad.
+        reason: String,
+    },
+    /// No connection (Nimbus down, wrong address) or the request timed out.
+    #[error("cannot reach Nimbus at {url}: {reason}")]
+    Unreachable {
+        /// The URL called.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// Nimbus answered with an error status.
+    #[error("Nimbus refused {what}: {message} (HTTP {status})")]
+    Api {
+        /// What was asked.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// Nimbus's explanation.
+        message: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        reason: String,
+    },
+    /// A downloaded artifact's content does not match its sha256.
+    #[error("artifact {expected} downloaded with sha256 {actual}; refusing it")]
+    HashMismatch {
+        /// The hash asked for.
+        expected: String,
+        /// The hash of what arrived.
+        actual: String,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status Nimbus answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A client for one Nimbus.
+#[derive(Debug, Clone)]
+pub struct NimbusClient {
+    base: Url,
+    secret: Option<String>,
+    http: reqwest::Client,
+}
+
+/// The sha256 of a file, in hex.
+pub async fn sha256_file(path: &Path) -> Result<String, ClientError> {
+    let io = |e: std::io::Error| ClientError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut f = tokio::fs::File::open(path).await.map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+impl NimbusClient {
+    /// A client for the Nimbus at `base` (e.g. `http://127.0.0.1:6627`), sending `secret`.
+    pub fn new(base: &str, secret: Option<String>) -> Result<Self, ClientError> {
+        let bad = |reason: String| ClientError::BadUrl {
+            url: base.to_string(),
+            reason,
+        };
+        let with_scheme = if base.contains("://") {
+            base.to_string()
+        } else {
+            format!("http://{base}")
+        };
+        let base_url = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
+        if base_url.cannot_be_a_base() {
+            return Err(bad("not a base URL".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(NimbusClient {
+            base: base_url,
+            secret: secret.filter(|s| !s.is_empty()),
+            http,
+        })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut u = self.base.clone();
+        if let Ok(mut p) = u.path_segments_mut() {
+            p.pop_if_empty().extend(segments);
+        }
+        u
+    }
+
+    fn request(&self, method: Method, url: Url, timeout: Duration) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, url).timeout(timeout);
+        match &self.secret {
+            Some(s) => rb.header(SECRET_HEADER, s),
+            None => rb,
+        }
+    }
+
+    async fn send(
+        &self,
+        what: &str,
+        rb: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| {
+                if text.is_empty() {
+                    status.canonical_reason().unwrap_or("error").to_string()
+                } else {
+                    text
+                }
+            });
+        Err(ClientError::Api {
+            what: what.to_string(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        what: &str,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
+        let url = self.url(segments);
+        let mut rb = self.request(method, url.clone(), Duration::from_secs(30));
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = self.send(what, rb, &url).await?;
+        resp.json().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: format!("bad answer: {}", error_chain(&e)),
+        })
+    }
+
+    /// Uploads a topology binary; returns its sha256. Streams the file.
+    pub async fn upload_artifact(&self, path: &Path) -> Result<String, ClientError> {
+        let sha = sha256_file(path).await?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let url = self.url(&["api", "v1", "artifacts", &sha]);
+        let rb = self
+            .request(Method::PUT, url.clone(), Duration::from_secs(600))
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body);
+        self.send("the upload", rb, &url).await?;
+        Ok(sha)
+    }
+
+    /// Downloads artifact `sha` to `dest`, verifying its hash; the file appears only if it
+    /// matches.
+    pub async fn download_artifact(&self, sha: &str, dest: &Path) -> Result<(), ClientError> {
+        let url = self.url(&["api", "v1", "artifacts", sha]);
+        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(600));
+        let resp = self.send("the download", rb, &url).await?;
+        let tmp = dest.with_extension("part");
+        let io = |e: std::io::Error| ClientError::Io {
+            path: tmp.clone(),
+            reason: e.to_string(),
+        };
+        let mut f = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut h = Sha256::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.to_string(),
+                reason: error_chain(&e),
+            })?
+        {
+            h.update(&chunk);
+            f.write_all(&chunk).await.map_err(io)?;
+        }
+        f.flush().await.map_err(io)?;
+        drop(f);
+        let actual = hex::encode(h.finalize());
+        if actual != sha {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(ClientError::HashMismatch {
+                expected: sha.to_string(),
+                actual,
+            });
+        }
+        tokio::fs::rename(&tmp, dest).await.map_err(io)
+    }
+
+    /// Submits a topology whose binary was uploaded.
+    pub async fn submit(&self, req: &SubmitRequest) -> Result<ActionResponse, ClientError> {
+        self.call(
+            "the submission",
+            Method::POST,
+            &["api", "v1", "topologies"],
+            Some(req),
+        )
+        .await
+    }
+
+    /// Every live topology.
+    pub async fn list(&self) -> Result<TopologyList, ClientError> {
+        self.call::<(), _>(
+            "the list",
+            Method::GET,
+            &["api", "v1", "topology", "summary"],
+            None,
+        )
+        .await
+    }
+
+    /// One topology in detail.
+    pub async fn describe(&self, name: &str) -> Result<TopologyDetails, ClientError> {
+        self.call::<(), _>(
+            &format!("describe {name:?}"),
+            Method::GET,
+            &["api", "v1", "topology", name],
+            None,
+        )
+        .await
+    }
+
+    /// The current assignment of a topology.
+    pub async fn assignment(&self, name: &str) -> Result<Assignment, ClientError> {
+        self.call::<(), _>(
+            &format!("the assignment of {name:?}"),
+            Method::GET,
+            &["api", "v1", "topology", name, "assignment"],
+            None,
+        )
+        .await
+    }
+
+    async fn action(
+        &self,
+        name: &str,
+        segments: &[&str],
+        body: Option<&RebalanceRequest>,
+    ) -> Result<ActionResponse, ClientError> {
+        let mut path = vec!["api", "v1", "topology", name];
+        path.extend_from_slice(segments);
+        self.call(
+            &format!("{} {name:?}", segments[0]),
+            Method::POST,
+            &path,
+            body,
+        )
+        .await
+    }
+
+    /// Lets the topology's spouts emit.
+    pub async fn activate(&self, name: &str) -> Result<ActionResponse, ClientError> {
+        self.action(name, &["activate"], None).await
+    }
+
+    /// Pauses the topology's spouts.
+    pub async fn deactivate(&self, name: &str) -> Result<ActionResponse, ClientError> {
+        self.action(name, &["deactivate"], None).await
+    }
+
+    /// Deactivates the spouts, waits `wait_secs`, then stops the workers and forgets the topology.
+    pub async fn kill(&self, name: &str, wait_secs: u64) -> Result<ActionResponse, ClientError> {
+        self.action(name, &["kill", &wait_secs.to_string()], None)
+            .await
+    }
+
+    /// Deactivates the spouts, waits `wait_secs`, then reschedules with new workers/parallelism.
+    pub async fn rebalance(
+        &self,
+        name: &str,
+        wait_secs: u64,
+        req: &RebalanceRequest,
+    ) -> Result<ActionResponse, ClientError> {
+        self.action(name, &["rebalance", &wait_secs.to_string()], Some(req))
+            .await
+    }
+
+    /// Every supervisor Nimbus knows.
+    pub async fn supervisors(&self) -> Result<SupervisorList, ClientError> {
+        self.call::<(), _>(
+            "the supervisor list",
+            Method::GET,
+            &["api", "v1", "supervisor", "summary"],
+            None,
+        )
+        .await
+    }
+
+    /// A supervisor's heartbeat; answers with its assignments.
+    pub async fn supervisor_heartbeat(
+        &self,
+        hb: &SupervisorHeartbeat,
+    ) -> Result<SupervisorAssignments, ClientError> {
+        self.call(
+            "the supervisor heartbeat",
+            Method::POST,
+            &["api", "v1", "supervisor", "heartbeat"],
+            Some(hb),
+        )
+        .await
+    }
+
+    /// A worker's heartbeat; answers with what the worker should do.
+    pub async fn worker_heartbeat(
+        &self,
+        hb: &WorkerHeartbeat,
+    ) -> Result<WorkerDirective, ClientError> {
+        self.call(
+            "the worker heartbeat",
+            Method::POST,
+            &["api", "v1", "worker", "heartbeat"],
+            Some(hb),
+        )
+        .await
+    }
+}
+
+/// An error with its sources, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// True if `status` is a client error (4xx).
+pub fn is_client_error(status: u16) -> bool {
+    StatusCode::from_u16(status).is_ok_and(|s| s.is_client_error())
+}
+
+/// Checks a topology name: 1-64 characters of `A-Z a-z 0-9 . _ -`, not starting with `.`,
+/// so it is safe in paths and URLs.
+pub fn check_topology_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() || name.len() > 64 || !ok_chars || name.starts_with('.') {
+        return Err(format!(
+            "topology name {name:?} is not allowed: use 1-64 characters of A-Z a-z 0-9 . _ - (not starting with .)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `sha` is 64 lowercase hex digits (so it is safe as a file name).
+pub fn check_sha256(sha: &str) -> Result<(), String> {
+    if sha.len() == 64
+        && sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(format!("{sha:?} is not a sha256 (64 lowercase hex digits)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_escape_a_directory_are_refused() {
+        for bad in [
+            "",
+            "..",
+            "../etc",
+            "a/b",
+            ".hidden",
+            "a b",
+            "x\\y",
+            &"n".repeat(65),
+        ] {
+            assert!(check_topology_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["word-count", "wc_2", "Topo.v1"] {
+            assert!(check_topology_name(good).is_ok(), "{good:?}");
+        }
+        assert!(check_sha256(&"a".repeat(64)).is_ok());
+        assert!(check_sha256("../../etc/passwd").is_err());
+        assert!(check_sha256(&"A".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn urls_are_built_under_the_base() {
+        let c = NimbusClient::new("127.0.0.1:6627/", None).unwrap();
+        assert_eq!(
+            c.url(&["api", "v1", "topology", "a b"]).as_str(),
+            "http://127.0.0.1:6627/api/v1/topology/a%20b"
+        );
+        assert!(NimbusClient::new("http://", None).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! Control-plane messages: what Nimbus, Supervisors, workers and the CLI say to each other over
+//! HTTP + JSON. Defined once, here; every daemon uses these types. The endpoints are listed in
+//! `docs/design/control-plane.md`.
+
+use crate::config::Config;
+use crate::spec::TopologySpec;
+use crate::worker::ExecutorPlan;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// HTTP header carrying the cluster secret on every control-plane call.
+pub const SECRET_HEADER: &str = "x-tempest-secret";
+/// Environment variable holding the cluster secret (never passed on a command line).
+pub const SECRET_ENV: &str = "TEMPEST_SECRET";
+/// Environment variable holding the Nimbus URL.
+pub const NIMBUS_ENV: &str = "TEMPEST_NIMBUS";
+
+/// Where a topology is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TopologyState {
+    /// Accepted, waiting for enough free slots.
+    Pending,
+    /// Scheduled; spouts emit.
+    Active,
+    /// Scheduled; spouts paused.
+    Inactive,
+    /// Spouts deactivated, waiting out the kill's wait time before its workers stop.
+    Killed,
+    /// Spouts deactivated, waiting out the rebalance's wait time before rescheduling.
+    Rebalancing,
+}
+
+impl TopologyState {
+    /// What running spouts should do in this state.
+    pub fn spout_status(self) -> crate::TopologyStatus {
+        match self {
+            TopologyState::Active => crate::TopologyStatus::Active,
+            _ => crate::TopologyStatus::Inactive,
+        }
+    }
+}
+
+/// `POST /api/v1/topologies`: submit a topology whose binary was uploaded before.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// The topology's name (unique among live topologies).
+    pub name: String,
+    /// Its spec, as built by the binary.
+    pub spec: TopologySpec,
+    /// sha256 (hex) of the binary, uploaded with `PUT /api/v1/artifacts/{sha256}`.
+    pub artifact: String,
+    /// Config keys overriding the spec's (e.g. `topology.workers`).
+    #[serde(default)]
+    pub config: Config,
+}
+
+/// The answer to a submit, activate, deactivate, rebalance or kill.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionResponse {
+    /// The topology.
+    pub name: String,
+    /// Its state after the action.
+    pub state: TopologyState,
+    /// A human-readable account, e.g. why it is pending.
+    pub message: String,
+}
+
+/// An error answer: every 4xx/5xx carries one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong, naming the culprit.
+    pub error: String,
+}
+
+/// Body of `POST /api/v1/topology/{name}/rebalance/{wait}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RebalanceRequest {
+    /// New number of workers.
+    #[serde(default)]
+    pub workers: Option<u32>,
+    /// New executor counts per component (each at most the component's tasks).
+    #[serde(default)]
+    pub parallelism: BTreeMap<String, u32>,
+}
+
+/// One worker slot of an assignment: which executors run in the worker on `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSlot {
+    /// The supervisor that runs it.
+    pub supervisor: String,
+    /// Host name or address other workers connect to.
+    pub host: String,
+    /// The slot port (the worker listens on it for tuples).
+    pub port: u16,
+    /// The executors it hosts.
+    pub executors: Vec<ExecutorPlan>,
+}
+
+impl WorkerSlot {
+    /// "host:port".
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Where every executor of a topology runs. Changes (new `version`) on reassignment and
+/// rebalance; workers of an old version are replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The topology.
+    pub topology: String,
+    /// Increases with every change.
+    pub version: u64,
+    /// sha256 of the topology binary.
+    pub artifact: String,
+    /// The spec the workers run (with submitted overrides and rebalanced parallelism).
+    pub spec: TopologySpec,
+    /// The workers.
+    pub workers: Vec<WorkerSlot>,
+}
+
+impl Assignment {
+    /// The slot on `host:port`, if this assignment has one.
+    pub fn slot(&self, host: &str, port: u16) -> Option<&WorkerSlot> {
+        self.workers
+            .iter()
+            .find(|w| w.host == host && w.port == port)
+    }
+}
+
+/// A worker process a supervisor runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningWorker {
+    /// Its topology.
+    pub topology: String,
+    /// Its slot port.
+    pub port: u16,
+    /// The assignment version it runs.
+    pub version: u64,
+    /// Its process id.
+    pub pid: u32,
+}
+
+/// `POST /api/v1/supervisor/heartbeat`: a supervisor is alive and offers these slots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorHeartbeat {
+    /// Stable id (kept in the supervisor's data dir).
+    pub id: String,
+    /// Host name or address its workers are reached at.
+    pub host: String,
+    /// Slot ports it offers.
+    pub slots: Vec<u16>,
+    /// The workers it currently runs.
+    pub workers: Vec<RunningWorker>,
+    /// Base URL of its HTTP server (worker logs), if it serves one.
+    #[serde(default)]
+    pub http: Option<String>,
+}
+
+/// The answer to a supervisor heartbeat: the assignments with a slot on this supervisor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SupervisorAssignments {
+    /// Assignments that place at least one worker on this supervisor.
+    pub assignments: Vec<Assignment>,
+}
+
+/// Counters and latencies of one task, as workers report them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    /// The task.
+    pub task_id: u32,
+    /// Its component.
+    pub component: String,
+    /// Tuples emitted.
+    pub emitted: u64,
+    /// Tuple copies sent to consumer tasks.
+    pub transferred: u64,
+    /// Acked inputs (bolts) or completed trees (spouts).
+    pub acked: u64,
+    /// Failed inputs (bolts) or failed / timed out trees (spouts).
+    pub failed: u64,
+    /// Tuples executed (bolts).
+    pub executed: u64,
+    /// Mean execute latency in ms (bolts, sampled).
+    pub execute_latency_ms: f64,
+    /// Mean time from receiving a tuple to acking it, in ms (bolts, sampled).
+    pub process_latency_ms: f64,
+    /// Mean time from emit to tree completion, in ms (spouts).
+    pub complete_latency_ms: f64,
+    /// Fraction of the last window spent executing (bolts; near 1 means saturated).
+    pub capacity: f64,
+    /// Most recent errors.
+    pub errors: Vec<TaskError>,
+}
+
+/// An error a task reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// Unix time in seconds.
+    pub time_secs: u64,
+    /// The message.
+    pub error: String,
+}
+
+/// `POST /api/v1/worker/heartbeat`: a worker is alive; its tasks' metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerHeartbeat {
+    /// The topology.
+    pub topology: String,
+    /// The worker's host.
+    pub host: String,
+    /// The worker's port.
+    pub port: u16,
+    /// The assignment version it runs.
+    pub version: u64,
+    /// Metrics of its tasks (cumulative since the worker started).
+    pub tasks: Vec<TaskMetrics>,
+}
+
+/// The answer to a worker heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerDirective {
+    /// The topology's state (spouts emit only when ACTIVE).
+    pub state: TopologyState,
+    /// The current assignment version; a worker running another one should stop.
+    pub version: u64,
+}
+
+/// One topology in `GET /api/v1/topology/summary`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopologySummary {
+    /// Its id (its name).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub status: TopologyState,
+    /// Seconds since submission.
+    #[serde(rename = "uptimeSeconds")]
+    pub uptime_seconds: u64,
+    /// Workers assigned.
+    #[serde(rename = "workersTotal")]
+    pub workers_total: u32,
+    /// Executors assigned.
+    #[serde(rename = "executorsTotal")]
+    pub executors_total: u32,
+    /// Tasks.
+    #[serde(rename = "tasksTotal")]
+    pub tasks_total: u32,
+    /// Workers requested.
+    #[serde(rename = "requestedWorkers")]
+    pub requested_workers: u32,
+    /// Why it is pending, if it is.
+    #[serde(default, rename = "schedulerInfo")]
+    pub scheduler_info: String,
+}
+
+/// `GET /api/v1/topology/summary`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopologyList {
+    /// Every live topology.
+    pub topologies: Vec<TopologySummary>,
+}
+
+/// `GET /api/v1/topology/{name}`: a topology, where its tasks run and how they are doing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopologyDetails {
+    /// The summary.
+    #[serde(flatten)]
+    pub summary: TopologySummary,
+    /// The effective topology config.
+    pub configuration: Config,
+    /// The current assignment, if scheduled.
+    pub assignment: Option<Assignment>,
+    /// Per-task metrics with where the task runs.
+    pub tasks: Vec<PlacedTaskMetrics>,
+}
+
+/// A task's metrics and location.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlacedTaskMetrics {
+    /// Worker host.
+    pub host: String,
+    /// Worker port.
+    pub port: u16,
+    /// Seconds since its worker last reported.
+    pub last_heartbeat_secs: u64,
+    /// The metrics.
+    #[serde(flatten)]
+    pub metrics: TaskMetrics,
+}
+
+/// One supervisor in `GET /api/v1/supervisor/summary`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorSummary {
+    /// Its id.
+    pub id: String,
+    /// Its host.
+    pub host: String,
+    /// Seconds since it registered.
+    #[serde(rename = "uptimeSeconds")]
+    pub uptime_seconds: u64,
+    /// Slots offered.
+    #[serde(rename = "slotsTotal")]
+    pub slots_total: u32,
+    /// Slots assigned.
+    #[serde(rename = "slotsUsed")]
+    pub slots_used: u32,
+    /// Seconds since its last heartbeat.
+    pub last_heartbeat_secs: u64,
+    /// Whether its heartbeats are within the timeout.
+    pub alive: bool,
+    /// Base URL of its HTTP server, if any.
+    #[serde(default)]
+    pub http: Option<String>,
+}
+
+/// `GET /api/v1/supervisor/summary`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisorList {
+    /// Every supervisor Nimbus knows.
+    pub supervisors: Vec<SupervisorSummary>,
+}
