@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 /// Bookkeeping sent to an acker task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum AckerMsg {
     /// A spout emitted a tracked tuple: start the tree.
     Init {
@@ -26,7 +26,7 @@ pub(crate) enum AckerMsg {
 }
 
 /// What an acker tells the spout task that emitted a root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum TreeOutcome {
     Acked { root: u64 },
     Failed { root: u64 },

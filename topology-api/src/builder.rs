@@ -6,6 +6,7 @@ use crate::grouping::{CustomGrouping, CustomGroupingFactory};
 use crate::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, TopologySpec};
 use crate::tuple::DEFAULT_STREAM;
 use crate::validate::{validate, TopologyError, TopologyErrors};
+use crate::worker::RunError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,6 +36,41 @@ impl Topology {
     /// Mutable access to the topology config (e.g. to apply command-line overrides).
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.spec.config
+    }
+
+    /// This topology's code with an assigned `spec` (as Nimbus stores it: renamed, with config
+    /// overrides and rebalanced parallelism). Its components, their kinds, streams and inputs
+    /// must be the ones this binary builds.
+    pub fn with_spec(&self, spec: TopologySpec) -> Result<Topology, RunError> {
+        let mismatch = |what: String| {
+            RunError::SpecMismatch(format!(
+                "{what}; the assigned spec was not built by this binary"
+            ))
+        };
+        if spec.components.len() != self.spec.components.len() {
+            return Err(mismatch(format!(
+                "the spec has {} components, this binary builds {}",
+                spec.components.len(),
+                self.spec.components.len()
+            )));
+        }
+        for c in &spec.components {
+            let Some(mine) = self.spec.component(&c.id) else {
+                return Err(mismatch(format!(
+                    "component {:?} is unknown to this binary",
+                    c.id
+                )));
+            };
+            if mine.kind != c.kind || mine.streams != c.streams || mine.inputs != c.inputs {
+                return Err(mismatch(format!(
+                    "component {:?} differs in kind, streams or inputs",
+                    c.id
+                )));
+            }
+        }
+        let mut t = self.clone();
+        t.spec = spec;
+        Ok(t)
     }
 }
 

@@ -3,13 +3,16 @@
 //! ones when its input runs dry, so the user-visible model stays one tuple at a time.
 
 use crate::acker::AckerMsg;
+use crate::control::{TaskError, TaskMetrics};
 use crate::grouping::{Router, Targets};
+use crate::metrics::{task_error, Latencies, MetricsBoard, PUBLISH_EVERY};
 use crate::transfer::Outbox;
 use crate::tuple::{Anchors, StreamMeta, Tuple, DEFAULT_STREAM};
 use crate::value::Values;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why an emit was refused.
@@ -87,8 +90,10 @@ pub(crate) struct Emitter {
     ackers: Range<u32>,
     debug: bool,
     targets: Targets,
-    pub errors: VecDeque<String>,
+    pub errors: VecDeque<TaskError>,
     pub stats: TaskStats,
+    pub lat: Latencies,
+    board: Option<Arc<MetricsBoard>>,
 }
 
 /// Per-task counters, owned by the task's executor (no atomics on the hot path).
@@ -114,6 +119,7 @@ impl Emitter {
         outbox: Outbox,
         ackers: Range<u32>,
         debug: bool,
+        board: Option<Arc<MetricsBoard>>,
     ) -> Self {
         let stream_ids = streams
             .iter()
@@ -132,7 +138,38 @@ impl Emitter {
             targets: Targets::new(),
             errors: VecDeque::new(),
             stats: TaskStats::default(),
+            lat: Latencies::default(),
+            board,
         }
+    }
+
+    /// Publishes this task's metrics to the board if a second has passed since the last time.
+    #[inline]
+    pub(crate) fn maybe_publish(&mut self, now: Instant) {
+        if self.board.is_some() && now.duration_since(self.lat.last_publish) >= PUBLISH_EVERY {
+            self.publish(now);
+        }
+    }
+
+    /// Publishes this task's metrics to the board now.
+    pub(crate) fn publish(&mut self, now: Instant) {
+        let Some(board) = &self.board else { return };
+        self.lat.last_publish = now;
+        let capacity = self.lat.take_capacity(self.stats.executed, now);
+        board.publish(TaskMetrics {
+            task_id: self.task_id,
+            component: self.component.clone(),
+            emitted: self.stats.emitted,
+            transferred: self.stats.transferred,
+            acked: self.stats.acked,
+            failed: self.stats.failed,
+            executed: self.stats.executed,
+            execute_latency_ms: self.lat.execute_ms(),
+            process_latency_ms: self.lat.process_ms(),
+            complete_latency_ms: self.lat.complete_ms(),
+            capacity,
+            errors: self.errors.iter().cloned().collect(),
+        });
     }
 
     /// Logs an error and keeps it among the task's recent errors (at most [`MAX_KEPT_ERRORS`]).
@@ -141,7 +178,7 @@ impl Emitter {
         if self.errors.len() == MAX_KEPT_ERRORS {
             self.errors.pop_front();
         }
-        self.errors.push_back(msg);
+        self.errors.push_back(task_error(msg));
     }
 
     pub(crate) fn tracking(&self) -> bool {

@@ -75,7 +75,7 @@ fn report(em: &Emitter) -> TaskReport {
         task_id: em.task_id,
         component: em.component.clone(),
         stats: em.stats,
-        errors: em.errors.iter().cloned().collect(),
+        errors: em.errors.iter().map(|e| e.error.clone()).collect(),
     }
 }
 
@@ -131,8 +131,19 @@ pub(crate) async fn run_bolts(
                     continue;
                 };
                 if let Payload::Tuples(batch) = env.payload {
+                    let received = Instant::now();
                     for tuple in batch {
-                        execute(t, tuple).await;
+                        if t.collector.em.lat.sample_next() {
+                            let start = Instant::now();
+                            execute(t, tuple).await;
+                            let end = Instant::now();
+                            let lat = &mut t.collector.em.lat;
+                            lat.execute_ns += (end - start).as_nanos() as u64;
+                            lat.process_ns += (end - received).as_nanos() as u64;
+                            lat.samples += 1;
+                        } else {
+                            execute(t, tuple).await;
+                        }
                         if !t.collector.em.outbox.ready.is_empty() {
                             send_ready(&mut t.collector.em.outbox, &transfer).await;
                         }
@@ -155,6 +166,7 @@ pub(crate) async fn run_bolts(
                 outbox.flush();
             }
             send_ready(outbox, &transfer).await;
+            t.collector.em.maybe_publish(now);
         }
     }
 
@@ -169,6 +181,7 @@ pub(crate) async fn run_bolts(
         }
         t.collector.em.outbox.flush();
         send_ready(&mut t.collector.em.outbox, &transfer).await;
+        t.collector.em.publish(Instant::now());
         reports.push(report(&t.collector.em));
     }
     Ok(reports)
@@ -279,6 +292,9 @@ pub(crate) async fn run_spouts(
             }
         }
 
+        for t in &mut tasks {
+            t.collector.em.maybe_publish(now);
+        }
         if tasks
             .iter()
             .all(|t| t.spout.is_finished() && t.collector.pending() == 0)
@@ -378,6 +394,7 @@ pub(crate) async fn run_spouts(
             &mut stash,
         )
         .await;
+        t.collector.em.publish(Instant::now());
         reports.push(report(&t.collector.em));
     }
     Ok(reports)
@@ -391,11 +408,15 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
     let Payload::Outcomes(outcomes) = env.payload else {
         return;
     };
+    let now = Instant::now();
     for o in outcomes {
         match o {
             TreeOutcome::Acked { root } => {
                 if let Some(tree) = t.collector.pending.take(root) {
                     t.collector.em.stats.acked += 1;
+                    let lat = &mut t.collector.em.lat;
+                    lat.complete_ns += (now - tree.emitted).as_nanos() as u64;
+                    lat.completed += 1;
                     guarded(t.spout.ack(tree.msg_id), &mut t.collector.em, "ack").await;
                 }
             }

@@ -20,12 +20,15 @@ pub mod entry;
 mod executor;
 mod grouping;
 mod local;
+mod metrics;
 pub mod spec;
 mod transfer;
+mod transport;
 mod tuple;
 pub mod validate;
 mod value;
 mod worker;
+mod worker_process;
 
 pub use async_trait::async_trait;
 pub use builder::{BoltDeclarer, Source, SpoutDeclarer, Topology, TopologyBuilder};
@@ -39,10 +42,12 @@ pub use config::Config;
 pub use executor::{ExecutorError, TaskReport, TopologyStatus};
 pub use grouping::{CustomGrouping, CustomGroupingFactory};
 pub use local::{run_local, run_local_blocking, LocalOptions, LocalReport};
+pub use metrics::MetricsBoard;
 pub use spec::{GroupingSpec, TopologySpec};
 pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
 pub use value::{Value, Values};
 pub use worker::{plan_executors, run_executors, ExecutorPlan, RunError};
+pub use worker_process::{run_worker, WorkerError, WorkerExit, WorkerOptions};
 
 /// Everything a topology author usually needs.
 pub mod prelude {

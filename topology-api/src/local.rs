@@ -31,6 +31,14 @@ pub struct LocalReport {
 }
 
 impl LocalReport {
+    /// A report of nothing (for modes that run no topology here).
+    pub fn empty() -> Self {
+        LocalReport {
+            tasks: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Counters summed per component.
     pub fn by_component(&self) -> BTreeMap<String, TaskStats> {
         let mut m: BTreeMap<String, TaskStats> = BTreeMap::new();

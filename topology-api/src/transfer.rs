@@ -197,6 +197,21 @@ impl Transfer {
         self.senders[task as usize] = Some(sender);
     }
 
+    /// This table, with `other`'s senders for the tasks it has none for.
+    pub(crate) fn merged(&self, other: &Transfer) -> Transfer {
+        let n = self.senders.len().max(other.senders.len());
+        let senders = (0..n)
+            .map(|i| {
+                self.senders
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| other.senders.get(i).cloned().flatten())
+            })
+            .collect();
+        Transfer { senders }
+    }
+
     pub(crate) fn sender(&self, task: u32) -> Result<&InboxSender, TransferError> {
         self.senders
             .get(task as usize)

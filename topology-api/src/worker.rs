@@ -10,6 +10,7 @@ use crate::executor::{
     run_bolts, run_spouts, BoltTask, ExecutorError, SpoutTask, TaskReport, TopologyStatus,
 };
 use crate::grouping::Router;
+use crate::metrics::MetricsBoard;
 use crate::spec::{
     executor_task_ranges, ComponentKind, GroupingSpec, TaskLayout, TopologySpec, ACKER_COMPONENT,
 };
@@ -34,6 +35,9 @@ pub enum RunError {
     /// A component has no factory in this binary (the spec and binary do not match).
     #[error("component {0:?} is in the spec but this binary has no factory for it")]
     MissingFactory(String),
+    /// An assigned spec does not match this binary's topology.
+    #[error("{0}")]
+    SpecMismatch(String),
     /// An executor stopped on an error (e.g. `prepare` failed).
     #[error("{0}")]
     Executor(#[from] ExecutorError),
@@ -70,13 +74,65 @@ pub fn plan_executors(spec: &TopologySpec, layout: &TaskLayout) -> Vec<ExecutorP
     plans
 }
 
-/// Runs `hosted` executors of `topology` until they all end: spouts when finished (every tree
-/// complete) or when `status` says killed; bolts and ackers when their inputs are done.
+/// Runs `hosted` executors of `topology` in this process until they all end: spouts when
+/// finished (every tree complete) or when `status` says killed; bolts and ackers when their
+/// inputs are done. Every task must be hosted here (local mode).
 pub async fn run_executors(
     topology: &Topology,
     hosted: Vec<ExecutorPlan>,
     status: Arc<watch::Sender<TopologyStatus>>,
 ) -> Result<Vec<TaskReport>, RunError> {
+    let (running, inbound) = spawn_executors(topology, hosted, status, &Transfer::default(), None)?;
+    // Nothing arrives from outside: only executors hold senders, so queues close in DAG order.
+    drop(inbound);
+    running.join().await
+}
+
+/// Executors running in this process.
+pub(crate) struct RunningExecutors {
+    set: JoinSet<Result<Vec<TaskReport>, ExecutorError>>,
+    status: Arc<watch::Sender<TopologyStatus>>,
+}
+
+impl RunningExecutors {
+    /// Waits for every executor; the first error kills the rest.
+    pub(crate) async fn join(mut self) -> Result<Vec<TaskReport>, RunError> {
+        let mut reports = Vec::new();
+        let mut first_error = None;
+        while let Some(joined) = self.set.join_next().await {
+            let result = match joined {
+                Ok(r) => r.map_err(RunError::from),
+                Err(e) => Err(RunError::Crashed(e.to_string())),
+            };
+            match result {
+                Ok(r) => reports.extend(r),
+                Err(e) => {
+                    tracing::error!("{e}; stopping the topology");
+                    self.status.send_replace(TopologyStatus::Killed);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => {
+                reports.sort_by_key(|r| r.task_id);
+                Ok(reports)
+            }
+        }
+    }
+}
+
+/// Starts the `hosted` executors. Tuples for tasks not hosted here go through `remote` (queues
+/// drained by the transport); the returned `Transfer` holds the queues of the hosted tasks, for
+/// tuples arriving from other workers. Metrics are published to `board` if given.
+pub(crate) fn spawn_executors(
+    topology: &Topology,
+    hosted: Vec<ExecutorPlan>,
+    status: Arc<watch::Sender<TopologyStatus>>,
+    remote: &Transfer,
+    board: Option<Arc<MetricsBoard>>,
+) -> Result<(RunningExecutors, Transfer), RunError> {
     validate(&topology.spec)?;
     let spec = Arc::new(topology.spec.clone());
     let layout = Arc::new(TaskLayout::of(&spec));
@@ -110,8 +166,13 @@ pub async fn run_executors(
     let transfer_to = |tasks: &mut dyn Iterator<Item = u32>| {
         let mut tr = Transfer::new(max_task);
         for t in tasks {
-            if let Some(s) = &senders[t as usize] {
-                tr.add(t, s.clone());
+            match &senders[t as usize] {
+                Some(s) => tr.add(t, s.clone()),
+                None => {
+                    if let Ok(s) = remote.sender(t) {
+                        tr.add(t, s.clone());
+                    }
+                }
             }
         }
         tr
@@ -208,6 +269,7 @@ pub async fn run_executors(
                 Outbox::new(max_task, settings.batch_size),
                 ackers.clone(),
                 debug,
+                board.clone(),
             )
         };
         let ctx = |task: u32| TopologyContext {
@@ -265,30 +327,11 @@ pub async fn run_executors(
             }
         }
     }
-    // Executors now hold the only senders: queues close as their producers finish.
-    drop(senders);
-
-    let mut reports = Vec::new();
-    let mut first_error = None;
-    while let Some(joined) = set.join_next().await {
-        let result = match joined {
-            Ok(r) => r.map_err(RunError::from),
-            Err(e) => Err(RunError::Crashed(e.to_string())),
-        };
-        match result {
-            Ok(r) => reports.extend(r),
-            Err(e) => {
-                tracing::error!("{e}; stopping the topology");
-                status.send_replace(TopologyStatus::Killed);
-                first_error.get_or_insert(e);
-            }
+    let mut inbound = Transfer::new(max_task);
+    for (t, sender) in senders.into_iter().enumerate() {
+        if let Some(sender) = sender {
+            inbound.add(t as u32, sender);
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => {
-            reports.sort_by_key(|r| r.task_id);
-            Ok(reports)
-        }
-    }
+    Ok((RunningExecutors { set, status }, inbound))
 }

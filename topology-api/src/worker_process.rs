@@ -1,0 +1,206 @@
+//! Worker mode: one process of a topology running in a cluster. Started by a supervisor with an
+//! assignment file, it hosts the executors of its slot, exchanges tuples with the other workers
+//! over TCP, heartbeats its metrics to Nimbus and follows its directive (spouts on or off, stop
+//! when the assignment changes or the topology is killed). It keeps running while Nimbus is down.
+
+use crate::builder::Topology;
+use crate::client::{ClientError, NimbusClient};
+use crate::config::RuntimeSettings;
+use crate::control::{Assignment, WorkerHeartbeat, SECRET_ENV};
+use crate::executor::TopologyStatus;
+use crate::metrics::MetricsBoard;
+use crate::spec::{TaskLayout, ACKER_COMPONENT};
+use crate::transport::{Identity, PeerSpec, Transport};
+use crate::worker::{spawn_executors, RunError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How often a worker reports to Nimbus.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// Why a worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The assignment file is missing or malformed.
+    #[error("assignment file {path}: {reason}")]
+    Assignment {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The assignment has no slot for this worker.
+    #[error("assignment of {topology:?} (version {version}) has no worker on {host}:{port}")]
+    NoSlot {
+        /// The topology.
+        topology: String,
+        /// The assignment version.
+        version: u64,
+        /// This worker's host.
+        host: String,
+        /// This worker's port.
+        port: u16,
+    },
+    /// The slot port cannot be bound.
+    #[error("cannot listen on {address}: {reason}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The error.
+        reason: String,
+    },
+    /// The binary does not implement the assigned spec, or the topology failed.
+    #[error("{0}")]
+    Run(#[from] RunError),
+    /// The Nimbus URL is unusable.
+    #[error("{0}")]
+    Client(#[from] ClientError),
+}
+
+/// Where the worker runs and whom it reports to.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The assignment file written by the supervisor.
+    pub assignment: PathBuf,
+    /// This worker's host, as in the assignment.
+    pub host: String,
+    /// This worker's slot port.
+    pub port: u16,
+    /// Nimbus's URL.
+    pub nimbus: String,
+}
+
+/// Why the worker stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// Nimbus no longer knows the topology (killed).
+    Killed,
+    /// Nimbus has a newer assignment; the supervisor starts its replacement.
+    Reassigned {
+        /// The version Nimbus reported.
+        version: u64,
+    },
+}
+
+fn read_assignment(path: &PathBuf) -> Result<Assignment, WorkerError> {
+    let bad = |reason: String| WorkerError::Assignment {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// Runs this process as a worker of `topology` until Nimbus says to stop.
+pub async fn run_worker(
+    topology: Topology,
+    opts: WorkerOptions,
+) -> Result<WorkerExit, WorkerError> {
+    let assignment = read_assignment(&opts.assignment)?;
+    let slot = assignment
+        .slot(&opts.host, opts.port)
+        .cloned()
+        .ok_or_else(|| WorkerError::NoSlot {
+            topology: assignment.topology.clone(),
+            version: assignment.version,
+            host: opts.host.clone(),
+            port: opts.port,
+        })?;
+    let topology = topology.with_spec(assignment.spec.clone())?;
+    let spec = topology.spec().clone();
+    let secret = std::env::var(SECRET_ENV).unwrap_or_default();
+    let client = NimbusClient::new(&opts.nimbus, Some(secret.clone()))?;
+    let address = slot.address();
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|e| WorkerError::Listen {
+            address: address.clone(),
+            reason: e.to_string(),
+        })?;
+
+    let layout = TaskLayout::of(&spec);
+    let settings = RuntimeSettings::from_config(&spec.config).map_err(RunError::from)?;
+    let ackers = if settings.ackers > 0 {
+        layout.tasks(ACKER_COMPONENT)
+    } else {
+        0..0
+    };
+    let peers = assignment
+        .workers
+        .iter()
+        .filter(|w| w.address() != address)
+        .map(|w| PeerSpec {
+            address: w.address(),
+            tasks: w.executors.iter().flat_map(|e| e.tasks.clone()).collect(),
+        })
+        .collect();
+    let me = Identity {
+        address: address.clone(),
+        topology: assignment.topology.clone(),
+        version: assignment.version,
+        secret,
+    };
+    let transport = Transport::new(me, listener, peers, &spec, ackers, settings.receive_buffer);
+
+    // Spouts start in the state Nimbus reports; if Nimbus is unreachable, active.
+    let board = Arc::new(MetricsBoard::default());
+    let heartbeat = |tasks| WorkerHeartbeat {
+        topology: assignment.topology.clone(),
+        host: opts.host.clone(),
+        port: opts.port,
+        version: assignment.version,
+        tasks,
+    };
+    let initial = match tokio::time::timeout(
+        Duration::from_secs(2),
+        client.worker_heartbeat(&heartbeat(Vec::new())),
+    )
+    .await
+    {
+        Ok(Ok(d)) => d.state.spout_status(),
+        _ => TopologyStatus::Active,
+    };
+    let status = Arc::new(watch::channel(initial).0);
+    let (running, local) = spawn_executors(
+        &topology,
+        slot.executors.clone(),
+        status.clone(),
+        &transport.remote,
+        Some(board.clone()),
+    )?;
+    transport.run(local);
+    tracing::info!(
+        topology = %assignment.topology,
+        version = assignment.version,
+        %address,
+        executors = slot.executors.len(),
+        "worker started"
+    );
+
+    let exit = loop {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        match client.worker_heartbeat(&heartbeat(board.snapshot())).await {
+            Ok(d) if d.version != assignment.version => {
+                break WorkerExit::Reassigned { version: d.version }
+            }
+            Ok(d) => {
+                status.send_if_modified(|s| {
+                    let wanted = d.state.spout_status();
+                    let changed = *s != wanted;
+                    *s = wanted;
+                    changed
+                });
+            }
+            Err(e) if e.status() == Some(404) => break WorkerExit::Killed,
+            Err(e) => tracing::warn!("heartbeat to Nimbus failed (running on): {e}"),
+        }
+    };
+    tracing::info!(?exit, "worker stopping");
+    status.send_replace(TopologyStatus::Killed);
+    // Spouts close; give in-flight tuples a moment, then leave (peers' queues never close).
+    let _ = tokio::time::timeout(Duration::from_secs(2), running.join()).await;
+    Ok(exit)
+}

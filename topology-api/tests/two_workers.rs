@@ -1,0 +1,194 @@
+//! Two workers in one test process, exchanging tuples over real TCP on loopback: a reliable
+//! spout on one, the acker and part of the bolts on the other. Every tuple crosses workers and
+//! every tree completes. Nimbus is unreachable (the workers run on without it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use topology_api::control::{Assignment, WorkerSlot};
+use topology_api::prelude::*;
+use topology_api::spec::TaskLayout;
+use topology_api::{plan_executors, run_worker, WorkerOptions};
+
+const SENTENCES: [&str; 3] = ["a b c", "b c d", "the cow jumped"];
+const TOTAL: u64 = 3_000;
+
+struct Sentences {
+    next: u64,
+    acked: Arc<Mutex<BTreeMap<u64, u32>>>,
+}
+
+#[async_trait]
+impl Spout for Sentences {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(["sentence"]);
+    }
+    async fn next_tuple(&mut self, c: &mut SpoutOutputCollector) -> ComponentResult {
+        if self.next < TOTAL {
+            c.emit(
+                values![SENTENCES[(self.next % 3) as usize]],
+                Some(self.next),
+            )?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+    async fn ack(&mut self, id: u64) {
+        *self.acked.lock().unwrap().entry(id).or_default() += 1;
+    }
+}
+
+struct Split;
+
+#[async_trait]
+impl BasicBolt for Split {
+    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+        d.declare(["word"]);
+    }
+    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+        for w in t.str("sentence")?.split(' ') {
+            c.emit(values![w])?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts words; records which task saw which word.
+struct Count {
+    task: u32,
+    seen: Arc<Mutex<HashMap<String, (u32, u64)>>>,
+}
+
+#[async_trait]
+impl BasicBolt for Count {
+    fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
+    async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
+        self.task = ctx.task_id();
+        Ok(())
+    }
+    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+        let mut seen = self.seen.lock().unwrap();
+        let e = seen
+            .entry(t.str("word")?.to_string())
+            .or_insert((self.task, 0));
+        assert_eq!(e.0, self.task, "fields grouping sent a word to two tasks");
+        e.1 += 1;
+        Ok(())
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuples_and_acks_cross_workers_over_tcp() {
+    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let mut b = TopologyBuilder::new("two-workers");
+    let a = acked.clone();
+    b.set_spout(
+        "spout",
+        move || Sentences {
+            next: 0,
+            acked: a.clone(),
+        },
+        1,
+    );
+    b.set_basic_bolt("split", || Split, 2)
+        .shuffle_grouping("spout");
+    let s = seen.clone();
+    b.set_basic_bolt(
+        "count",
+        move || Count {
+            task: 0,
+            seen: s.clone(),
+        },
+        2,
+    )
+    .fields_grouping("split", ["word"]);
+    let topology = b.build().unwrap();
+    let spec = topology.spec().clone();
+
+    // Worker A: the spout, one split, one count. Worker B: the rest, with the acker.
+    let plans = plan_executors(&spec, &TaskLayout::of(&spec));
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    let mut seen_component = HashMap::new();
+    for p in plans {
+        let n = seen_component.entry(p.component.clone()).or_insert(0);
+        if p.component != "__acker" && *n == 0 {
+            on_a.push(p);
+        } else {
+            on_b.push(p);
+        }
+        *n += 1;
+    }
+    let slot = |port, executors| WorkerSlot {
+        supervisor: "s".into(),
+        host: "127.0.0.1".into(),
+        port,
+        executors,
+    };
+    let (pa, pb) = (free_port(), free_port());
+    let assignment = Assignment {
+        topology: "two-workers".into(),
+        version: 1,
+        artifact: "0".repeat(64),
+        spec,
+        workers: vec![slot(pa, on_a), slot(pb, on_b)],
+    };
+    let dir = std::env::temp_dir().join(format!("tempest-two-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("assignment.json");
+    std::fs::write(&file, serde_json::to_string(&assignment).unwrap()).unwrap();
+
+    let workers: Vec<_> = [pa, pb]
+        .into_iter()
+        .map(|port| {
+            let opts = WorkerOptions {
+                assignment: file.clone(),
+                host: "127.0.0.1".into(),
+                port,
+                nimbus: "http://127.0.0.1:1".into(),
+            };
+            tokio::spawn(run_worker(topology.clone(), opts))
+        })
+        .collect();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if acked.lock().unwrap().len() as u64 == TOTAL {
+            break;
+        }
+        for w in &workers {
+            assert!(!w.is_finished(), "a worker stopped: {w:?}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {TOTAL} trees completed",
+            acked.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for w in &workers {
+        w.abort();
+    }
+    let acked = acked.lock().unwrap();
+    assert!(acked.values().all(|&n| n == 1), "an id was acked twice");
+    let seen = seen.lock().unwrap();
+    let count = |w: &str| seen.get(w).map_or(0, |e| e.1);
+    assert_eq!(count("b"), 2 * TOTAL / 3);
+    assert_eq!(count("c"), 2 * TOTAL / 3);
+    assert_eq!(count("cow"), TOTAL / 3);
+    let tasks: std::collections::HashSet<u32> = seen.values().map(|e| e.0).collect();
+    assert_eq!(
+        tasks.len(),
+        2,
+        "both count tasks (one per worker) got words"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
