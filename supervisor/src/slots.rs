@@ -1,0 +1,427 @@
+//! The slot table: at most one worker per slot port, with its process and where it is in its
+//! life. Carries out the actions `reconcile` decides (start, stop, kill, forget), notices
+//! workers that exit, and keeps each worker's files (`assignment.json`, `worker.json`, its log)
+//! in the data directory.
+
+use crate::adopt::{AdoptedWorker, WorkerRecord};
+use crate::artifacts::ArtifactCache;
+use crate::config::Timings;
+use crate::data_dir::{write_atomically, DataDir};
+use crate::process::{WorkerLaunch, WorkerProcess};
+use crate::reconcile::{
+    failures_after_exit, restart_delay, Action, DesiredWorker, RunningWorkerState, StopReason,
+    WorkerPhase,
+};
+use nix::sys::signal::Signal;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::time::Instant;
+use topology_api::control::{Assignment, RunningWorker};
+
+/// What a worker started on this node is told besides its assignment.
+#[derive(Debug, Clone)]
+pub struct LaunchSettings {
+    /// `--host`.
+    pub host: String,
+    /// `--nimbus`.
+    pub nimbus: String,
+    /// `TEMPEST_SECRET` in its environment.
+    pub secret: Option<String>,
+}
+
+/// The worker on one port.
+#[derive(Debug)]
+struct Slot {
+    topology: String,
+    version: u64,
+    /// sha256 of its binary.
+    artifact: String,
+    state: SlotState,
+}
+
+#[derive(Debug)]
+enum SlotState {
+    Running {
+        process: WorkerProcess,
+        started_at: Instant,
+        /// Consecutive exits before this start.
+        failures: u32,
+    },
+    Stopping {
+        process: WorkerProcess,
+        sigkill_at: Instant,
+        killed: bool,
+    },
+    Exited {
+        restart_at: Instant,
+        failures: u32,
+    },
+}
+
+/// The workers of this supervisor, by port.
+#[derive(Debug)]
+pub struct Slots {
+    dir: DataDir,
+    cache: ArtifactCache,
+    timings: Timings,
+    launch: LaunchSettings,
+    slots: BTreeMap<u16, Slot>,
+}
+
+impl Slots {
+    /// An empty table.
+    pub fn new(dir: DataDir, timings: Timings, launch: LaunchSettings) -> Self {
+        let cache = ArtifactCache::new(dir.artifacts_dir());
+        Slots {
+            dir,
+            cache,
+            timings,
+            launch,
+            slots: BTreeMap::new(),
+        }
+    }
+
+    /// Takes over a worker found running after a restart.
+    pub fn adopt(&mut self, worker: AdoptedWorker, now: Instant) {
+        self.slots.insert(
+            worker.record.port,
+            Slot {
+                topology: worker.record.topology,
+                version: worker.record.version,
+                artifact: worker.sha,
+                state: SlotState::Running {
+                    process: worker.process,
+                    started_at: now,
+                    failures: 0,
+                },
+            },
+        );
+    }
+
+    /// Notices workers that exited: a running one waits out its back-off before a restart, a
+    /// stopping one frees its port.
+    pub fn poll(&mut self, now: Instant) {
+        let mut freed = Vec::new();
+        for (&port, slot) in self.slots.iter_mut() {
+            match &mut slot.state {
+                SlotState::Running {
+                    process,
+                    started_at,
+                    failures,
+                } => {
+                    let Some(how) = process.poll_exit() else {
+                        continue;
+                    };
+                    let ran_for = now.saturating_duration_since(*started_at);
+                    let failures = failures_after_exit(*failures, ran_for, &self.timings);
+                    let delay = restart_delay(failures, &self.timings);
+                    tracing::warn!(
+                        port,
+                        pid = process.pid(),
+                        topology = %slot.topology,
+                        version = slot.version,
+                        "worker exited ({how}) after {:.1}s; restarting in {}s if still assigned \
+                         (exit {failures} in a row; see {})",
+                        ran_for.as_secs_f64(),
+                        delay.as_secs_f64(),
+                        self.dir.log_file(&slot.topology, port).display()
+                    );
+                    remove_record(&self.dir, port);
+                    slot.state = SlotState::Exited {
+                        restart_at: now + delay,
+                        failures,
+                    };
+                }
+                SlotState::Stopping { process, .. } => {
+                    if let Some(how) = process.poll_exit() {
+                        tracing::info!(
+                            port,
+                            pid = process.pid(),
+                            topology = %slot.topology,
+                            version = slot.version,
+                            "worker stopped ({how})"
+                        );
+                        remove_record(&self.dir, port);
+                        freed.push(port);
+                    }
+                }
+                SlotState::Exited { .. } => {}
+            }
+        }
+        for port in freed {
+            self.slots.remove(&port);
+        }
+    }
+
+    /// Every worker's state, for `reconcile`.
+    pub fn states(&self) -> Vec<RunningWorkerState> {
+        self.slots
+            .iter()
+            .map(|(&port, slot)| RunningWorkerState {
+                port,
+                topology: slot.topology.clone(),
+                version: slot.version,
+                phase: match &slot.state {
+                    SlotState::Running { .. } => WorkerPhase::Running,
+                    SlotState::Stopping {
+                        sigkill_at, killed, ..
+                    } => WorkerPhase::Stopping {
+                        sigkill_at: *sigkill_at,
+                        killed: *killed,
+                    },
+                    SlotState::Exited { restart_at, .. } => WorkerPhase::Exited {
+                        restart_at: *restart_at,
+                    },
+                },
+            })
+            .collect()
+    }
+
+    /// The live workers not being stopped, as reported to Nimbus.
+    pub fn running_workers(&self) -> Vec<RunningWorker> {
+        self.slots
+            .iter()
+            .filter_map(|(&port, slot)| match &slot.state {
+                SlotState::Running { process, .. } => Some(RunningWorker {
+                    topology: slot.topology.clone(),
+                    port,
+                    version: slot.version,
+                    pid: process.pid(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The artifacts of every worker in the table.
+    pub fn artifacts_in_use(&self) -> HashSet<String> {
+        self.slots.values().map(|s| s.artifact.clone()).collect()
+    }
+
+    /// Carries out one action (`Fetch` is the caller's). `assignments` holds the current
+    /// assignment of each topology, by name.
+    pub fn apply(
+        &mut self,
+        action: &Action,
+        assignments: &BTreeMap<String, Assignment>,
+        now: Instant,
+    ) {
+        match action {
+            Action::Fetch { .. } => {}
+            Action::Start(want) => self.start(want, assignments, now),
+            Action::Stop { port, reason } => self.stop(*port, *reason, now),
+            Action::Kill { port } => self.kill(*port),
+            Action::Forget { port } => {
+                if matches!(
+                    self.slots.get(port).map(|s| &s.state),
+                    Some(SlotState::Exited { .. })
+                ) {
+                    self.slots.remove(port);
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        want: &DesiredWorker,
+        assignments: &BTreeMap<String, Assignment>,
+        now: Instant,
+    ) {
+        let port = want.port;
+        let failures = match self.slots.get(&port) {
+            None => 0,
+            // A restart of the same worker keeps counting its exits.
+            Some(Slot {
+                topology,
+                version,
+                state: SlotState::Exited { failures, .. },
+                ..
+            }) if *topology == want.topology && *version == want.version => *failures,
+            Some(Slot {
+                state: SlotState::Exited { .. },
+                ..
+            }) => 0,
+            Some(slot) => {
+                tracing::error!(
+                    port,
+                    topology = %slot.topology,
+                    "refusing to start {:?} v{}: port {port} still has a worker",
+                    want.topology,
+                    want.version
+                );
+                return;
+            }
+        };
+        let Some(assignment) = assignments
+            .get(&want.topology)
+            .filter(|a| a.version == want.version)
+        else {
+            tracing::error!(port, topology = %want.topology, version = want.version,
+                "no such assignment to start a worker for");
+            return;
+        };
+        let exited = |failures: u32| {
+            let failures = failures.saturating_add(1);
+            SlotState::Exited {
+                restart_at: now + restart_delay(failures, &self.timings),
+                failures,
+            }
+        };
+        let state = match self.spawn(want, assignment) {
+            Ok(process) => {
+                tracing::info!(
+                    port,
+                    pid = process.pid(),
+                    topology = %want.topology,
+                    version = want.version,
+                    "started worker"
+                );
+                SlotState::Running {
+                    process,
+                    started_at: now,
+                    failures,
+                }
+            }
+            Err(e) => {
+                tracing::error!(port, topology = %want.topology, version = want.version,
+                    "cannot start worker: {e}");
+                exited(failures)
+            }
+        };
+        self.slots.insert(
+            port,
+            Slot {
+                topology: want.topology.clone(),
+                version: want.version,
+                artifact: want.artifact.clone(),
+                state,
+            },
+        );
+    }
+
+    /// Writes the worker's files and starts it.
+    fn spawn(
+        &self,
+        want: &DesiredWorker,
+        assignment: &Assignment,
+    ) -> Result<WorkerProcess, String> {
+        let port = want.port;
+        let artifact = self.cache.path(&want.artifact).map_err(|e| e.to_string())?;
+        let work_dir = self.dir.worker_dir(port);
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+        std::fs::create_dir_all(self.dir.logs_dir())
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.logs_dir().display()))?;
+        let json = serde_json::to_vec_pretty(assignment)
+            .map_err(|e| format!("cannot encode the assignment: {e}"))?;
+        let assignment_file = self.dir.assignment_file(port);
+        write_atomically(&assignment_file, &json).map_err(|e| e.to_string())?;
+        let launch = WorkerLaunch {
+            artifact: artifact.clone(),
+            assignment_file,
+            host: self.launch.host.clone(),
+            port,
+            nimbus: self.launch.nimbus.clone(),
+            secret: self.launch.secret.clone(),
+            log_file: self.dir.log_file(&want.topology, port),
+            work_dir,
+        };
+        note_in_log(&launch, &want.topology, want.version);
+        let child = launch
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", artifact.display()))?;
+        let process = WorkerProcess::child(child)
+            .ok_or_else(|| format!("{} exited at once", artifact.display()))?;
+        let record = WorkerRecord {
+            pid: process.pid(),
+            topology: want.topology.clone(),
+            version: want.version,
+            port,
+            artifact,
+        };
+        if let Err(e) = record.write(&self.dir) {
+            // It runs; only adoption after a supervisor restart will miss it.
+            tracing::error!(port, "cannot record worker: {e}");
+        }
+        Ok(process)
+    }
+
+    fn stop(&mut self, port: u16, reason: StopReason, now: Instant) {
+        let Some(slot) = self.slots.remove(&port) else {
+            return;
+        };
+        let state = match slot.state {
+            SlotState::Running { process, .. } => {
+                tracing::info!(
+                    port,
+                    pid = process.pid(),
+                    topology = %slot.topology,
+                    version = slot.version,
+                    "stopping worker: {}",
+                    match reason {
+                        StopReason::Unassigned => "its slot is no longer assigned here",
+                        StopReason::Replaced => "its slot is assigned to another topology or version",
+                    }
+                );
+                process.signal(Signal::SIGTERM);
+                SlotState::Stopping {
+                    process,
+                    sigkill_at: now + self.timings.kill_grace,
+                    killed: false,
+                }
+            }
+            other => other,
+        };
+        self.slots.insert(port, Slot { state, ..slot });
+    }
+
+    fn kill(&mut self, port: u16) {
+        if let Some(Slot {
+            topology,
+            state: SlotState::Stopping {
+                process, killed, ..
+            },
+            ..
+        }) = self.slots.get_mut(&port)
+        {
+            tracing::warn!(
+                port,
+                pid = process.pid(),
+                topology = %topology,
+                "worker did not stop within {}s of SIGTERM; sending SIGKILL",
+                self.timings.kill_grace.as_secs_f64()
+            );
+            process.signal(Signal::SIGKILL);
+            *killed = true;
+        }
+    }
+}
+
+fn remove_record(dir: &DataDir, port: u16) {
+    let file = dir.worker_record_file(port);
+    match std::fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(file = %file.display(), error = %e, "cannot remove worker record"),
+    }
+}
+
+/// Marks a start in the worker's log, so restarts are easy to find among its output.
+fn note_in_log(launch: &WorkerLaunch, topology: &str, version: u64) {
+    let line = format!(
+        "--- tempest supervisor: starting {topology} v{version} on port {} ({} seconds after the epoch) ---\n",
+        launch.port,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&launch.log_file)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!(file = %launch.log_file.display(), error = %e, "cannot write worker log");
+    }
+}
