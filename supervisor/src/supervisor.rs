@@ -93,6 +93,7 @@ pub async fn run(
         downloads: JoinSet::new(),
         download_ids: HashMap::new(),
         fetches: HashMap::new(),
+        pruned_for: None,
         timings: config.timings,
     };
     let mut check = tokio::time::interval(config.timings.check_interval);
@@ -162,6 +163,8 @@ struct Node {
     /// The artifact each download task fetches.
     download_ids: HashMap<tokio::task::Id, String>,
     fetches: HashMap<String, Fetch>,
+    /// The artifacts kept at the last pruning.
+    pruned_for: Option<HashSet<String>>,
     timings: Timings,
 }
 
@@ -185,15 +188,25 @@ impl Node {
                 .map(|a| (a.topology.clone(), a))
                 .collect(),
         );
-        // Forget downloads nothing needs; drop cached binaries nothing uses.
+        // Forget failed downloads nothing needs any more.
+        let wanted: HashSet<&String> = self.desired.iter().map(|d| &d.artifact).collect();
+        self.fetches
+            .retain(|sha, f| f.in_flight || wanted.contains(sha));
+    }
+
+    /// Deletes cached binaries that no assignment, worker or download needs, each time that
+    /// set changes.
+    fn prune_artifacts(&mut self) {
         let mut keep: HashSet<String> = self.desired.iter().map(|d| d.artifact.clone()).collect();
         keep.extend(self.slots.artifacts_in_use());
-        self.fetches
-            .retain(|sha, f| f.in_flight || keep.contains(sha));
         keep.extend(self.fetches.keys().cloned());
+        if self.pruned_for.as_ref() == Some(&keep) {
+            return;
+        }
         for removed in self.cache.prune(&keep) {
             tracing::info!(artifact = %removed, "removed unused artifact from the cache");
         }
+        self.pruned_for = Some(keep);
     }
 
     fn download_finished(&mut self, sha: String, result: Result<PathBuf, String>) {
@@ -241,5 +254,6 @@ impl Node {
                 _ => self.slots.apply(&action, assignments, now),
             }
         }
+        self.prune_artifacts();
     }
 }
