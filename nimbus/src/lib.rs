@@ -1,1 +1,135 @@
-//! Tempest nimbus.
+//! # nimbus: the Tempest master daemon
+//!
+//! Serves the control-plane HTTP API (`docs/design/control-plane.md`): stores topology binaries
+//! by sha256, keeps topologies and assignments in an embedded durable store, tracks supervisor
+//! and worker heartbeats, and schedules topologies onto the supervisors' slots.
+//!
+//! [`serve`] starts it on a bound listener and returns a [`NimbusHandle`] to stop it:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), nimbus::NimbusError> {
+//! let config = nimbus::NimbusConfig::default();
+//! let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
+//! let nimbus = nimbus::serve(listener, config).await?;
+//! println!("Nimbus at {}", nimbus.url());
+//! nimbus.shutdown().await
+//! # }
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+
+mod api;
+mod artifacts;
+mod auth;
+mod cluster;
+mod config;
+mod error;
+mod heartbeat;
+mod reconcile;
+mod scheduler;
+mod state;
+mod store;
+
+pub use cluster::ClusterSummary;
+pub use config::{ConfigError, NimbusConfig};
+pub use error::NimbusError;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running Nimbus: its address, and the way to stop it.
+#[derive(Debug)]
+pub struct NimbusHandle {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    scheduler: JoinHandle<()>,
+}
+
+/// Starts Nimbus on `listener` with `config` (its `listen` is not used): opens the data dir,
+/// loads the state, and serves the API and the scheduler until the handle is shut down.
+pub async fn serve(
+    listener: TcpListener,
+    config: NimbusConfig,
+) -> Result<NimbusHandle, NimbusError> {
+    config.validate()?;
+    let addr = listener.local_addr().map_err(NimbusError::Server)?;
+    let secret = config.secret.as_deref().map(auth::Secret::new);
+    if secret.is_none() {
+        tracing::warn!(
+            "no cluster secret configured (TEMPEST_SECRET or `secret` in the config file): \
+             anyone who can reach {addr} can submit and run code on this cluster"
+        );
+    }
+    let cluster = Arc::new(cluster::Cluster::open(&config).await?);
+    let cancel = CancellationToken::new();
+    let scheduler = tokio::spawn(cluster.clone().run_scheduler(cancel.clone()));
+    let app = api::router(cluster, secret).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = cancel.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        supervisor_timeout_secs = config.supervisor_timeout_secs,
+        worker_timeout_secs = config.worker_timeout_secs,
+        max_upload_mb = config.max_upload_mb,
+        "nimbus listening"
+    );
+    Ok(NimbusHandle {
+        addr,
+        cancel,
+        server,
+        scheduler,
+    })
+}
+
+impl NimbusHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops it: no new connections; requests in progress finish; the scheduler stops; the
+    /// state store is closed when this returns.
+    pub async fn shutdown(self) -> Result<(), NimbusError> {
+        self.cancel.cancel();
+        let served = self.server.await;
+        let scheduled = self.scheduler.await;
+        tracing::info!("nimbus stopped");
+        match served {
+            Ok(result) => result.map_err(NimbusError::Server)?,
+            Err(e) => return Err(NimbusError::Crashed("the HTTP server", e.to_string())),
+        }
+        scheduled.map_err(|e| NimbusError::Crashed("the scheduler", e.to_string()))
+    }
+
+    /// Serves until `signal` completes (then shuts down) or the server fails.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), NimbusError> {
+        tokio::select! {
+            () = signal => {
+                tracing::info!("shutting down");
+                self.shutdown().await
+            }
+            served = &mut self.server => {
+                self.cancel.cancel();
+                let _ = self.scheduler.await;
+                match served {
+                    Ok(result) => result.map_err(NimbusError::Server),
+                    Err(e) => Err(NimbusError::Crashed("the HTTP server", e.to_string())),
+                }
+            }
+        }
+    }
+}
