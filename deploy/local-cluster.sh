@@ -19,6 +19,9 @@
 #   RUST_LOG         daemons' log filter (default info).
 #
 # Ports: Nimbus 127.0.0.1:6627; supervisor-1 slots 6700,6701; supervisor-2 slots 6710,6711.
+#
+# Nimbus keeps its topologies across stop/start (as a real cluster does); to start from
+# scratch, stop and remove $TEMPEST_HOME.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -263,18 +266,19 @@ cmd_start() {
     next_steps
 }
 
-# The pids of the workers recorded in the supervisors' data dirs that still run in worker
-# mode, as "pid port" lines.
+# The workers recorded in the supervisors' data dirs that still run in worker mode, as
+# "pid port topology" lines.
 recorded_workers() {
-    local name record pid port
+    local name record pid port topology
     for name in "${SUPERVISORS[@]}"; do
         for record in "$(data_dir_of "$name")"/workers/*/worker.json; do
             [[ -f "$record" ]] || continue
             pid="$(json_number pid "$record")"
             port="$(json_number port "$record")"
+            topology="$(json_string topology "$record")"
             [[ -n "$pid" && -n "$port" ]] || continue
             case " $(args_of "$pid") " in
-                *" worker "*"--port $port "*) echo "$pid $port" ;;
+                *" worker "*"--port $port "*) echo "$pid $port ${topology:-?}" ;;
             esac
         done
     done
@@ -296,6 +300,11 @@ alive() {
         stat="$(ps -o stat= -p "$1" 2>/dev/null || true)"
         [[ -n "$stat" && "$stat" != Z* ]]
     fi
+}
+
+# The value of string key $1 in the JSON object in file $2 (topology names need no escapes).
+json_string() {
+    sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$2" | head -n 1
 }
 
 # Sends SIGTERM to each target ("pid" or "-pgid"), waits for them to go, then SIGKILLs the rest.
@@ -347,7 +356,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local name pid code=0 home tempest
+    local name pid port topology code=0 home tempest
     home="$HOME_DIR"
     for name in nimbus "${SUPERVISORS[@]}"; do
         if pid="$(running_pid "$name")"; then
@@ -360,8 +369,9 @@ cmd_status() {
     local workers
     workers="$(recorded_workers)"
     if [[ -n "$workers" ]]; then
-        while read -r pid port; do
-            printf '%-13s running (pid %s, slot %s)\n' worker "$pid" "$port"
+        while read -r pid port topology; do
+            printf '%-13s running (pid %s, slot %s, topology %s)\n' worker "$pid" "$port" \
+                "$topology"
         done <<<"$workers"
     fi
     echo

@@ -310,7 +310,7 @@ pub fn task_table(rows: &[TaskRow]) -> String {
             }
             None => {
                 cells.extend(std::iter::repeat_n("-".to_string(), 9));
-                cells.push("(no metrics yet)".to_string());
+                cells.push("(not reported)".to_string());
             }
         }
         table.row(cells);
@@ -551,10 +551,10 @@ Configuration:
 
 Tasks:
   TASK  COMPONENT  HOST:PORT      EMITTED  TRANSFERRED  ACKED  FAILED  EXECUTED  EXEC-MS  PROCESS-MS  COMPLETE-MS  CAPACITY  LAST ERROR
-     1  sentences  10.0.0.1:6700        -            -      -       -         -        -           -            -         -  (no metrics yet)
+     1  sentences  10.0.0.1:6700        -            -      -       -         -        -           -            -         -  (not reported)
      2  split      10.0.0.1:6700      100          100     10       1        11    0.012       0.050            -     0.250  newer error
-     3  split      10.0.0.1:6700        -            -      -       -         -        -           -            -         -  (no metrics yet)
-     4  count      10.0.0.1:6701        -            -      -       -         -        -           -            -         -  (no metrics yet)
+     3  split      10.0.0.1:6700        -            -      -       -         -        -           -            -         -  (not reported)
+     4  count      10.0.0.1:6701        -            -      -       -         -        -           -            -         -  (not reported)
      9  __acker    10.0.0.2:6800        0            0      0       0         0        -           -            -     0.000
 ";
         assert_eq!(text, expected, "got:\n{text}");
