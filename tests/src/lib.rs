@@ -1,1 +1,489 @@
-//! Helpers for the cluster tests: find the built binaries, start and stop daemons.
+//! Helpers for the cluster tests: find the built binaries, start Nimbus and supervisors as real
+//! processes on loopback, wait for conditions with deadlines, and clean every process up.
+//!
+//! The daemons are the workspace's own binaries in the target directory: `cargo test --workspace`
+//! builds them (their crates have integration tests). Run `cargo build --workspace` first if you
+//! run only this package.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use topology_api::client::NimbusClient;
+
+/// The secret every test cluster uses.
+pub const SECRET: &str = "cluster-test-secret";
+
+/// Cluster tests start several processes each; running two at once on a 2-core machine makes
+/// timings meaningless, so they take turns.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A binary of the workspace, next to the test executable's directory (`target/<profile>/`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace` (or `cargo test --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// The cluster tests' topology binary.
+pub fn topology_bin() -> PathBuf {
+    workspace_bin("cluster_word_count")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A daemon process, killed when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(bin: &Path, args: &[String], log: PathBuf) -> Daemon {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(bin)
+            .args(args)
+            .env("TEMPEST_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// `kill -9`, and wait for it to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A supervisor and what the tests need to know about it.
+pub struct SupervisorProc {
+    /// The process.
+    pub daemon: Daemon,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+    /// Its slot ports.
+    pub slots: Vec<u16>,
+    args: Vec<String>,
+}
+
+impl SupervisorProc {
+    /// Pids of the workers it recorded (from `workers/*/worker.json`), by port.
+    pub fn worker_pids(&self) -> BTreeMap<u16, i32> {
+        let mut pids = BTreeMap::new();
+        let Ok(entries) = std::fs::read_dir(self.data_dir.join("workers")) else {
+            return pids;
+        };
+        for e in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path().join("worker.json")) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let (Some(pid), Some(port)) = (v["pid"].as_i64(), v["port"].as_u64()) {
+                pids.insert(port as u16, pid as i32);
+            }
+        }
+        pids
+    }
+
+    /// Live worker pids (recorded and still running).
+    pub fn live_workers(&self) -> BTreeMap<u16, i32> {
+        self.worker_pids()
+            .into_iter()
+            .filter(|(_, pid)| alive(*pid))
+            .collect()
+    }
+
+    /// `kill -9` every worker it runs.
+    pub fn kill9_workers(&self) {
+        for pid in self.worker_pids().values() {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Nimbus plus supervisors, each a real process with its own data dir under a temp dir.
+pub struct Cluster {
+    /// The test's directory (data dirs, logs, the topology's output).
+    pub dir: PathBuf,
+    /// Nimbus's URL.
+    pub url: String,
+    /// Nimbus.
+    pub nimbus: Daemon,
+    nimbus_args: Vec<String>,
+    /// The supervisors.
+    pub supervisors: Vec<SupervisorProc>,
+}
+
+/// How a test cluster is set up.
+pub struct ClusterOptions {
+    /// Number of supervisors.
+    pub supervisors: usize,
+    /// Slots per supervisor.
+    pub slots: usize,
+    /// Nimbus's supervisor timeout.
+    pub supervisor_timeout_secs: u64,
+    /// Extra Nimbus flags.
+    pub nimbus_args: Vec<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            supervisors: 2,
+            slots: 2,
+            supervisor_timeout_secs: 4,
+            nimbus_args: Vec::new(),
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts Nimbus and the supervisors and waits until Nimbus sees every supervisor.
+    pub async fn start(name: &str, opts: ClusterOptions) -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "tempest-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("out")).expect("test dir");
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut nimbus_args = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            dir.join("nimbus").display().to_string(),
+            "--supervisor-timeout-secs".into(),
+            opts.supervisor_timeout_secs.to_string(),
+            "--worker-timeout-secs".into(),
+            "30".into(),
+        ];
+        nimbus_args.extend(opts.nimbus_args.iter().cloned());
+        let nimbus = Daemon::spawn(
+            &workspace_bin("nimbus"),
+            &nimbus_args,
+            dir.join("nimbus.log"),
+        );
+        let mut cluster = Cluster {
+            dir,
+            url,
+            nimbus,
+            nimbus_args,
+            supervisors: Vec::new(),
+        };
+        cluster.wait_for_nimbus().await;
+        for i in 0..opts.supervisors {
+            let slots: Vec<u16> = (0..opts.slots).map(|_| free_port()).collect();
+            let data_dir = cluster.dir.join(format!("supervisor-{i}"));
+            let args = vec![
+                "--nimbus".into(),
+                cluster.url.clone(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--slots".into(),
+                slots
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                "--heartbeat-secs".into(),
+                "1".into(),
+            ];
+            let log = cluster.dir.join(format!("supervisor-{i}.log"));
+            cluster.supervisors.push(SupervisorProc {
+                daemon: Daemon::spawn(&workspace_bin("supervisor"), &args, log),
+                data_dir,
+                slots,
+                args,
+            });
+        }
+        let want = opts.supervisors;
+        let client = cluster.client();
+        eventually(
+            "every supervisor to register",
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                async move {
+                    let list = client.supervisors().await.ok()?;
+                    (list.supervisors.iter().filter(|s| s.alive).count() == want).then_some(())
+                }
+            },
+        )
+        .await;
+        cluster
+    }
+
+    /// A client with the cluster's secret.
+    pub fn client(&self) -> NimbusClient {
+        NimbusClient::new(&self.url, Some(SECRET.into())).expect("client")
+    }
+
+    async fn wait_for_nimbus(&mut self) {
+        let client = self.client();
+        eventually("Nimbus to answer", Duration::from_secs(30), || {
+            let client = client.clone();
+            async move { client.list().await.ok().map(|_| ()) }
+        })
+        .await;
+    }
+
+    /// Where the topology writes its acks and counts (pass as `-c test.dir=...`).
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir.join("out")
+    }
+
+    /// Submits the test topology with the `tempest` CLI; returns its stdout.
+    pub fn submit(&self, name: &str, workers: u32, config: &[(&str, String)]) -> String {
+        let mut args = vec![
+            "--nimbus".to_string(),
+            self.url.clone(),
+            "submit".into(),
+            topology_bin().display().to_string(),
+            "--name".into(),
+            name.into(),
+            "--workers".into(),
+            workers.to_string(),
+            "-c".into(),
+            format!("test.dir={}", self.out_dir().display()),
+        ];
+        for (k, v) in config {
+            args.push("-c".into());
+            args.push(format!("{k}={v}"));
+        }
+        let out = self.tempest(&args);
+        assert!(
+            out.status.success(),
+            "tempest submit failed: {}",
+            out.stderr
+        );
+        out.stdout
+    }
+
+    /// Runs the `tempest` CLI with the cluster's secret.
+    pub fn tempest(&self, args: &[String]) -> CliOutput {
+        let out = Command::new(workspace_bin("tempest"))
+            .args(args)
+            .env("TEMPEST_SECRET", SECRET)
+            .env_remove("TEMPEST_NIMBUS")
+            .output()
+            .expect("run tempest");
+        CliOutput {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `kill -9` Nimbus.
+    pub fn kill9_nimbus(&mut self) {
+        self.nimbus.kill9();
+    }
+
+    /// Starts Nimbus again on the same address and data dir, and waits until it answers.
+    pub async fn restart_nimbus(&mut self) {
+        self.nimbus = Daemon::spawn(
+            &workspace_bin("nimbus"),
+            &self.nimbus_args,
+            self.dir.join("nimbus-restarted.log"),
+        );
+        self.wait_for_nimbus().await;
+    }
+
+    /// Starts supervisor `i` again with the same arguments.
+    pub fn restart_supervisor(&mut self, i: usize) {
+        let s = &mut self.supervisors[i];
+        s.daemon = Daemon::spawn(
+            &workspace_bin("supervisor"),
+            &s.args,
+            self.dir.join(format!("supervisor-{i}-restarted.log")),
+        );
+    }
+
+    /// The ids the topology's spout recorded as acked (union of its ack logs).
+    pub fn acked_ids(&self) -> BTreeSet<u64> {
+        let mut ids = BTreeSet::new();
+        if let Ok(entries) = std::fs::read_dir(self.out_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("acked-") {
+                    if let Ok(text) = std::fs::read_to_string(e.path()) {
+                        ids.extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// The count bolts' latest counts, merged, and the number of count files.
+    pub fn counts(&self) -> (BTreeMap<String, u64>, usize) {
+        let mut merged = BTreeMap::new();
+        let mut files = 0;
+        if let Ok(entries) = std::fs::read_dir(self.out_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("counts-") && name.ends_with(".json") {
+                    let Ok(text) = std::fs::read_to_string(e.path()) else {
+                        continue;
+                    };
+                    let Ok(m) = serde_json::from_str::<BTreeMap<String, u64>>(&text) else {
+                        continue;
+                    };
+                    files += 1;
+                    for (w, n) in m {
+                        *merged.entry(w).or_default() += n;
+                    }
+                }
+            }
+        }
+        (merged, files)
+    }
+
+    /// The logs of Nimbus, the supervisors and the workers, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut files: Vec<PathBuf> = vec![self.nimbus.log.clone()];
+        files.extend(self.supervisors.iter().map(|s| s.daemon.log.clone()));
+        for s in &self.supervisors {
+            if let Ok(entries) = std::fs::read_dir(s.data_dir.join("logs")) {
+                files.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            out += &format!("\n==== {} (last 30 lines)\n", f.display());
+            for l in tail.into_iter().rev() {
+                out += l;
+                out += "\n";
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for s in &mut self.supervisors {
+            s.daemon.kill9();
+        }
+        for s in &self.supervisors {
+            s.kill9_workers();
+        }
+        self.nimbus.kill9();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// What a CLI run printed.
+pub struct CliOutput {
+    /// Exit status.
+    pub status: std::process::ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// The sentences of the test topology; sentence `id` is `SENTENCES[id % 4]`.
+pub const SENTENCES: [&str; 4] = [
+    "the cow jumped over the moon",
+    "an apple a day keeps the doctor away",
+    "four score and seven years ago",
+    "snow white and the seven dwarfs",
+];
+
+/// The number of words the topology's `n` sentences contain, per word.
+pub fn expected_counts(n: u64) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for id in 0..n {
+        for w in SENTENCES[(id % 4) as usize].split_whitespace() {
+            *m.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    m
+}

@@ -14,6 +14,7 @@ use crate::acker::TreeOutcome;
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
 use crate::component::{Bolt, Spout, TopologyContext};
 use crate::config::RuntimeSettings;
+use crate::metrics::PUBLISH_EVERY;
 use crate::transfer::{Envelope, Inbox, Outbox, Payload, Transfer, TransferError};
 use crate::tuple::{Anchors, Fields, StreamMeta, Tuple, SYSTEM_COMPONENT, TICK_STREAM};
 use crate::values;
@@ -121,6 +122,9 @@ pub(crate) async fn run_bolts(
     let first_task = tasks.first().map_or(0, |t| t.ctx.task_id);
     let tick_meta = StreamMeta::intern(SYSTEM_COMPONENT, TICK_STREAM, &Fields::from(["rate_secs"]));
     let mut ticker = tick.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
+    // Metrics are also published while no input arrives, so an idle bolt's last counts show.
+    let mut publish = tokio::time::interval(PUBLISH_EVERY);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         tokio::select! {
@@ -150,6 +154,7 @@ pub(crate) async fn run_bolts(
                     }
                 }
             }
+            _ = publish.tick() => {}
             _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
                 let secs = tick.map_or(0, |d| d.as_secs());
                 for t in &mut tasks {

@@ -52,9 +52,9 @@ pub use worker_process::{run_worker, WorkerError, WorkerExit, WorkerOptions};
 /// Everything a topology author usually needs.
 pub mod prelude {
     pub use crate::{
-        async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentResult, Config,
-        CustomGrouping, OutputCollector, OutputDeclarer, Spout, SpoutOutputCollector, Topology,
-        TopologyBuilder, TopologyContext, Tuple, Value, Values,
+        async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
+        ComponentResult, Config, CustomGrouping, OutputCollector, OutputDeclarer, Spout,
+        SpoutOutputCollector, Topology, TopologyBuilder, TopologyContext, Tuple, Value, Values,
     };
 }
 
