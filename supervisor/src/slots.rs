@@ -327,6 +327,7 @@ impl Slots {
             log_file: self.dir.log_file(&want.topology, port),
             work_dir,
         };
+        rotate_log(&launch.log_file);
         note_in_log(&launch, &want.topology, want.version);
         let child = launch
             .spawn()
@@ -407,6 +408,25 @@ fn remove_record(dir: &DataDir, port: u16) {
     }
 }
 
+/// A worker's log larger than this when a worker starts is moved to `<log>.1` (replacing an
+/// older one), so restarts do not grow it without bound. A long-running worker's log needs an
+/// external rotation that truncates in place (the worker appends with `O_APPEND`).
+const ROTATE_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+fn rotate_log(log: &std::path::Path) {
+    let Ok(meta) = std::fs::metadata(log) else {
+        return;
+    };
+    if meta.len() <= ROTATE_LOG_BYTES {
+        return;
+    }
+    let mut old = log.as_os_str().to_owned();
+    old.push(".1");
+    if let Err(e) = std::fs::rename(log, &old) {
+        tracing::warn!(file = %log.display(), error = %e, "cannot rotate worker log");
+    }
+}
+
 /// Marks a start in the worker's log, so restarts are easy to find among its output.
 fn note_in_log(launch: &WorkerLaunch, topology: &str, version: u64) {
     let line = format!(
@@ -423,5 +443,141 @@ fn note_in_log(launch: &WorkerLaunch, topology: &str, version: u64) {
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
         tracing::warn!(file = %launch.log_file.display(), error = %e, "cannot write worker log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::reconcile;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+    use topology_api::control::WorkerSlot;
+    use topology_api::{Config, TopologySpec};
+
+    const SHA: &str = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+
+    fn setup(script: &str, timings: Timings) -> (tempfile::TempDir, Slots, DesiredWorker) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let artifact = dir.artifacts_dir().join(SHA);
+        std::fs::write(&artifact, script).unwrap();
+        std::fs::set_permissions(&artifact, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let slots = Slots::new(
+            dir,
+            timings,
+            LaunchSettings {
+                host: "127.0.0.1".into(),
+                nimbus: "http://127.0.0.1:1".into(),
+                secret: None,
+            },
+        );
+        let want = DesiredWorker {
+            port: 6700,
+            topology: "t".into(),
+            version: 1,
+            artifact: SHA.into(),
+            artifact_ready: true,
+        };
+        (tmp, slots, want)
+    }
+
+    fn assignments() -> BTreeMap<String, Assignment> {
+        let a = Assignment {
+            topology: "t".into(),
+            version: 1,
+            artifact: SHA.into(),
+            spec: TopologySpec {
+                name: "t".into(),
+                config: Config::default(),
+                components: vec![],
+            },
+            workers: vec![WorkerSlot {
+                supervisor: "me".into(),
+                host: "127.0.0.1".into(),
+                port: 6700,
+                executors: vec![],
+            }],
+        };
+        [("t".to_string(), a)].into()
+    }
+
+    /// One supervisor pass; returns the actions taken.
+    fn pass(slots: &mut Slots, desired: &[DesiredWorker]) -> Vec<Action> {
+        let now = Instant::now();
+        slots.poll(now);
+        let actions = reconcile(desired, &slots.states(), now);
+        for a in &actions {
+            slots.apply(a, &assignments(), now);
+        }
+        actions
+    }
+
+    struct KillGroup(u32);
+    impl Drop for KillGroup {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                Signal::SIGKILL,
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_ignores_sigterm_is_killed_after_the_grace() {
+        let timings = Timings {
+            kill_grace: Duration::from_millis(300),
+            ..Timings::default()
+        };
+        let script = "#!/bin/sh\ntrap '' TERM\necho ready\nsleep 60\n";
+        let (tmp, mut slots, want) = setup(script, timings);
+        assert_eq!(
+            pass(&mut slots, std::slice::from_ref(&want)),
+            vec![Action::Start(want.clone())]
+        );
+        let pid = slots.running_workers()[0].pid;
+        let _guard = KillGroup(pid);
+        let log = tmp.path().join("logs/t-6700.log");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")
+        {
+            assert!(Instant::now() < deadline, "worker never got ready");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(tmp.path().join("workers/6700/worker.json").exists());
+
+        let stopped_at = Instant::now();
+        let mut killed = false;
+        loop {
+            let actions = pass(&mut slots, &[]);
+            killed |= actions.contains(&Action::Kill { port: 6700 });
+            if slots.states().is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "worker never stopped");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(killed, "SIGKILL was needed");
+        assert!(stopped_at.elapsed() >= timings.kill_grace);
+        assert!(!crate::process::is_alive(pid));
+        assert!(!tmp.path().join("workers/6700/worker.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_binary_that_cannot_run_waits_out_a_back_off() {
+        let (_tmp, mut slots, want) = setup("not a program\n", Timings::default());
+        let before = Instant::now();
+        pass(&mut slots, std::slice::from_ref(&want));
+        let states = slots.states();
+        assert_eq!(states.len(), 1);
+        let WorkerPhase::Exited { restart_at } = states[0].phase else {
+            panic!("{states:?}");
+        };
+        assert!(restart_at >= before + Duration::from_secs(1));
+        // Nothing happens until the back-off is over.
+        assert_eq!(pass(&mut slots, std::slice::from_ref(&want)), vec![]);
+        assert!(slots.running_workers().is_empty());
     }
 }
