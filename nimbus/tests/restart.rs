@@ -37,7 +37,7 @@ async fn a_restarted_nimbus_keeps_topologies_and_assignment_versions() {
     assert_eq!(n.artifact_files(), artifacts);
     // The supervisor heartbeats to the new process and gets the same assignment.
     let answer = n.client.supervisor_heartbeat(&beat).await.unwrap();
-    assert_eq!(answer.assignments, [assignment.clone()]);
+    assert_eq!(answer.assignments, std::slice::from_ref(&assignment));
 
     // Versions go on from where they were: a new assignment gets a higher one.
     n.client.kill("wc", 0).await.unwrap();
