@@ -152,7 +152,7 @@ impl NimbusClient {
     ) -> Result<reqwest::Response, ClientError> {
         let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
             url: url.to_string(),
-            reason: error_chain(&e),
+            reason: error_chain(&e.without_url()),
         })?;
         if resp.status().is_success() {
             return Ok(resp);

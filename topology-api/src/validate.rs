@@ -212,7 +212,8 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
         for input in &c.inputs {
             check_input(spec, &c.id, input, &mut errs);
         }
-        if let Err(e) = RuntimeSettings::from_config(&spec.config.merged(&c.config)) {
+        // The component's own overrides only: a bad topology-wide value is reported once below.
+        if let Err(e) = RuntimeSettings::from_config(&c.config) {
             errs.push(TopologyError::BadConfig {
                 scope: c.id.clone(),
                 message: e.to_string(),

@@ -44,7 +44,7 @@ pub enum WorkerError {
         /// This worker's port.
         port: u16,
     },
-    /// The slot port cannot be bound.
+    /// The slot port (or the signal handler) cannot be set up.
     #[error("cannot listen on {address}: {reason}")]
     Listen {
         /// The address.
@@ -83,6 +83,8 @@ pub enum WorkerExit {
         /// The version Nimbus reported.
         version: u64,
     },
+    /// SIGTERM (the supervisor stops it).
+    Terminated,
 }
 
 fn read_assignment(path: &PathBuf) -> Result<Assignment, WorkerError> {
@@ -180,8 +182,16 @@ pub async fn run_worker(
         "worker started"
     );
 
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| WorkerError::Listen {
+            address: "SIGTERM".into(),
+            reason: e.to_string(),
+        })?;
     let exit = loop {
-        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            _ = sigterm.recv() => break WorkerExit::Terminated,
+        }
         match client.worker_heartbeat(&heartbeat(board.snapshot())).await {
             Ok(d) if d.version != assignment.version => {
                 break WorkerExit::Reassigned { version: d.version }
