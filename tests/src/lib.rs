@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use topology_api::client::NimbusClient;
 
@@ -20,9 +19,9 @@ pub const SECRET: &str = "cluster-test-secret";
 
 /// Cluster tests start several processes each; running two at once on a 2-core machine makes
 /// timings meaningless, so they take turns.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// A binary of the workspace, next to the test executable's directory (`target/<profile>/`).

@@ -24,7 +24,7 @@ fn spec_of_test_topology() -> topology_api::TopologySpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_without_state_change() {
-    let _turn = serial();
+    let _turn = serial().await;
     let opts = ClusterOptions {
         supervisors: 0,
         nimbus_args: vec!["--max-upload-mb".into(), "1".into()],

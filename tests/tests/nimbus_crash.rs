@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_survives_a_nimbus_crash() {
-    let _turn = serial();
+    let _turn = serial().await;
     let mut cluster = Cluster::start("nimbus-crash", ClusterOptions::default()).await;
     let n = 8_000;
     cluster.submit(

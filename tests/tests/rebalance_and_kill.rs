@@ -7,7 +7,7 @@ use topology_api::control::TopologyState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_then_kill_with_wait() {
-    let _turn = serial();
+    let _turn = serial().await;
     let cluster = Cluster::start("rebalance", ClusterOptions::default()).await;
     let n = 6_000;
     cluster.submit(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_of_a_dead_supervisor_are_reassigned() {
-    let _turn = serial();
+    let _turn = serial().await;
     let mut cluster = Cluster::start("supervisor-crash", ClusterOptions::default()).await;
     let n = 6_000;
     cluster.submit(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_counts_across_two_workers() {
-    let _turn = serial();
+    let _turn = serial().await;
     let cluster = Cluster::start("across", ClusterOptions::default()).await;
     let n = 4_000;
     let out = cluster.submit(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_is_restarted_and_nothing_is_lost() {
-    let _turn = serial();
+    let _turn = serial().await;
     let cluster = Cluster::start("worker-crash", ClusterOptions::default()).await;
     let n = 6_000;
     cluster.submit(
