@@ -6,6 +6,7 @@ use crate::artifacts::Stored;
 use crate::auth::{require_secret, Secret};
 use crate::cluster::{Cluster, ClusterSummary};
 use crate::error::ApiError;
+use crate::linger;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode, Uri};
@@ -93,6 +94,7 @@ impl<S: Send + Sync> FromRequest<S> for SmallBody {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+            linger::discard(req.into_body()).await;
             return Err(too_large());
         }
         let mut stream = req.into_body().into_data_stream();
@@ -102,6 +104,7 @@ impl<S: Send + Sync> FromRequest<S> for SmallBody {
                 ApiError::bad_request(format!("could not read the request body: {e}"))
             })?;
             if bytes.len() + chunk.len() > MAX_JSON_BODY {
+                linger::discard(Body::from_stream(stream)).await;
                 return Err(too_large());
             }
             bytes.extend_from_slice(&chunk);

@@ -3,22 +3,17 @@
 //! as it passes the size limit, fsynced, and renamed into place only if its hash matches; the
 //! temp file is removed on any error, and no binary is ever held in memory.
 
-use axum::body::{Body, BodyDataStream};
+use crate::linger;
+use axum::body::Body;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use topology_api::client::check_sha256;
 
 /// Prefix of temp files of uploads in progress (removed at start: leftovers of a crash).
 const TEMP_PREFIX: &str = ".upload-";
-/// After refusing an upload, at most this much of the rest is read and discarded so the
-/// client gets the answer instead of a reset connection.
-const DRAIN_BYTES: u64 = 64 << 20;
-/// ... and for at most this long.
-const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// Why an artifact could not be stored or served.
 #[derive(Debug, thiserror::Error)]
@@ -121,9 +116,8 @@ impl ArtifactStore {
         body: Body,
     ) -> Result<Stored, ArtifactError> {
         let dest = self.path(sha)?;
-        let mut stream = body.into_data_stream();
         if self.exists(sha).await? {
-            drain(stream).await;
+            linger::discard(body).await;
             return Ok(Stored::Existed);
         }
         let too_large = || ArtifactError::TooLarge {
@@ -131,9 +125,10 @@ impl ArtifactStore {
             limit_mb: self.limit_mb,
         };
         if declared_len.is_some_and(|n| n > self.max_bytes) {
-            drain(stream).await;
+            linger::discard(body).await;
             return Err(too_large());
         }
+        let mut stream = body.into_data_stream();
 
         static UPLOADS: AtomicU64 = AtomicU64::new(0);
         let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +153,7 @@ impl ArtifactStore {
             if total > self.max_bytes {
                 drop(out);
                 drop(temp);
-                drain(stream).await;
+                linger::discard(Body::from_stream(stream)).await;
                 return Err(too_large());
             }
             hasher.update(&chunk);
@@ -224,20 +219,6 @@ impl ArtifactStore {
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
-}
-
-/// Reads and discards what is left of a refused upload, within limits.
-async fn drain(mut stream: BodyDataStream) {
-    let drained = tokio::time::timeout(DRAIN_TIME, async {
-        let mut n = 0u64;
-        while let Some(Ok(chunk)) = stream.next().await {
-            n += chunk.len() as u64;
-            if n > DRAIN_BYTES {
-                break;
-            }
-        }
-    });
-    let _ = drained.await;
 }
 
 /// Makes a rename in `dir` durable.

@@ -62,6 +62,7 @@ pub(crate) async fn require_secret(
         header_present = given.is_some(),
         "refused a request without the cluster secret"
     );
+    crate::linger::discard(req.into_body()).await;
     ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong cluster secret").into_response()
 }
 

@@ -24,6 +24,7 @@ mod cluster;
 mod config;
 mod error;
 mod heartbeat;
+mod linger;
 mod reconcile;
 mod scheduler;
 mod state;

@@ -188,6 +188,27 @@ async fn requests_without_the_secret_are_refused() {
 }
 
 #[tokio::test]
+async fn a_refused_big_upload_still_gets_its_answer() {
+    // The body is never read; without a lingering close the client would see a reset.
+    let n = TestNimbus::start(|c| c.max_upload_mb = 1).await;
+    let body = bytes::Bytes::from(vec![1u8; 24 << 20]);
+    let http = reqwest::Client::new();
+    for (secret, expected) in [("wrong", 401), (SECRET, 413)] {
+        for _ in 0..3 {
+            let resp = http
+                .put(format!("{}/api/v1/artifacts/{}", n.url, sha(b"x")))
+                .header("x-tempest-secret", secret)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("an answer, not a reset connection");
+            assert_eq!(resp.status().as_u16(), expected);
+        }
+    }
+    assert!(n.artifact_files().is_empty());
+}
+
+#[tokio::test]
 async fn a_cluster_without_a_secret_is_open() {
     let n = TestNimbus::start(|c| c.secret = None).await;
     assert!(n.client_with(None).list().await.is_ok());
