@@ -466,9 +466,18 @@ impl Cluster {
     ) -> Result<SupervisorAssignments, ApiError> {
         check_supervisor_heartbeat(&hb).map_err(ApiError::bad_request)?;
         let id = hb.id.clone();
-        let changed = self
-            .heartbeats()
-            .record_supervisor(hb, Instant::now(), &self.timeouts);
+        let changed = {
+            let mut heartbeats = self.heartbeats();
+            let now = Instant::now();
+            if let Some((other, port)) = heartbeats.address_taken(&hb, now, &self.timeouts) {
+                return Err(ApiError::conflict(format!(
+                    "supervisor {id:?} offers {}:{port}, which live supervisor {other:?} offers \
+                     too; give each supervisor on a host its own slot ports",
+                    hb.host
+                )));
+            }
+            heartbeats.record_supervisor(hb, now, &self.timeouts)
+        };
         if changed {
             self.reconcile_now().await;
         }

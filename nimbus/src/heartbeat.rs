@@ -154,6 +154,25 @@ impl Heartbeats {
         }
     }
 
+    /// A live supervisor other than `hb`'s that already offers one of its host:port slots:
+    /// (its id, the port). Two workers must never be assigned the same address.
+    pub(crate) fn address_taken(
+        &self,
+        hb: &SupervisorHeartbeat,
+        now: Instant,
+        t: &Timeouts,
+    ) -> Option<(String, u16)> {
+        self.supervisors
+            .iter()
+            .filter(|(id, e)| **id != hb.id && e.host == hb.host && self.fresh(id, now, t))
+            .find_map(|(id, e)| {
+                hb.slots
+                    .iter()
+                    .find(|p| e.slots.contains(p))
+                    .map(|p| (id.clone(), *p))
+            })
+    }
+
     /// Whether the supervisor's last heartbeat is within the timeout.
     fn fresh(&self, id: &str, now: Instant, t: &Timeouts) -> bool {
         self.supervisors
@@ -386,6 +405,21 @@ mod tests {
         assert!(e.contains("\"../x\""), "{e}");
         assert!(check_supervisor_heartbeat(&hb("a", &[1, 1])).is_err());
         assert!(check_supervisor_heartbeat(&hb("a", &[0])).is_err());
+    }
+
+    #[test]
+    fn a_live_supervisor_owns_its_addresses() {
+        let t = timeouts(Instant::now());
+        let mut h = Heartbeats::default();
+        h.record_supervisor(hb("a", &[6700, 6701]), Instant::now(), &t);
+        assert_eq!(
+            h.address_taken(&hb("b", &[6701, 6800]), Instant::now(), &t),
+            Some(("a".to_string(), 6701))
+        );
+        assert_eq!(h.address_taken(&hb("a", &[6701]), Instant::now(), &t), None);
+        let mut elsewhere = hb("b", &[6701]);
+        elsewhere.host = "other".into();
+        assert_eq!(h.address_taken(&elsewhere, Instant::now(), &t), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -41,7 +41,7 @@ async fn a_topology_waits_for_slots_then_runs_spread_over_them() {
     assert!(a
         .workers
         .iter()
-        .all(|w| w.host == "127.0.0.1" && w.supervisor == "sup-a"));
+        .all(|w| w.host == "host-sup-a" && w.supervisor == "sup-a"));
     assert_eq!(a.spec.name, "wc");
     assert_eq!(workers_of(&a.spec), 2);
 
@@ -85,6 +85,16 @@ async fn a_topology_waits_for_slots_then_runs_spread_over_them() {
         .await
         .unwrap();
     assert!(other.assignments.is_empty());
+
+    // A supervisor on the same host offering a port another live one offers is refused.
+    let mut clash = supervisor("sup-c", &[6701, 6702]);
+    clash.host = "host-sup-a".into();
+    let (status, msg) = refused(n.client.supervisor_heartbeat(&clash).await);
+    assert_eq!(status, 409);
+    assert!(
+        msg.contains("\"sup-a\"") && msg.contains("host-sup-a:6701"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

@@ -162,11 +162,11 @@ pub fn submit_request(name: &str, spec: TopologySpec, artifact: &str) -> SubmitR
     }
 }
 
-/// A supervisor heartbeat.
+/// A heartbeat of supervisor `id` on host `host-<id>`.
 pub fn supervisor(id: &str, slots: &[u16]) -> SupervisorHeartbeat {
     SupervisorHeartbeat {
         id: id.into(),
-        host: "127.0.0.1".into(),
+        host: format!("host-{id}"),
         slots: slots.to_vec(),
         workers: vec![],
         http: None,
@@ -190,7 +190,7 @@ where
     .unwrap_or_else(|_| panic!("timed out after {within:?} waiting for {what}"))
 }
 
-/// Heartbeats as supervisor `hb` every 200 ms until dropped.
+/// A heartbeating task, stopped when dropped.
 pub struct Heartbeating(tokio::task::JoinHandle<()>);
 
 impl Drop for Heartbeating {
@@ -199,14 +199,21 @@ impl Drop for Heartbeating {
     }
 }
 
+impl Heartbeating {
+    /// Runs `beats` until dropped.
+    pub fn spawn(beats: impl Future<Output = ()> + Send + 'static) -> Self {
+        Heartbeating(tokio::spawn(beats))
+    }
+}
+
 pub fn keep_heartbeating(client: &NimbusClient, hb: SupervisorHeartbeat) -> Heartbeating {
     let client = client.clone();
-    Heartbeating(tokio::spawn(async move {
+    Heartbeating::spawn(async move {
         loop {
             let _ = client.supervisor_heartbeat(&hb).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }))
+    })
 }
 
 /// Checks every executor of the assignment's spec is assigned exactly once.
