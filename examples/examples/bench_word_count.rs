@@ -1,20 +1,33 @@
-//! Word count benchmark in local mode: spout -> split (shuffle) -> count (fields on "word").
-//! The spout draws uniformly from the ten sentences of `data/sentences.txt` and stamps each
-//! sentence with its emit time; the count bolt records emit-to-count latency of every word in an
-//! HDR histogram. The last line printed is
+//! Word count benchmark: spout -> split (shuffle) -> count (fields on "word"). The spout draws
+//! uniformly from the ten sentences of `data/sentences.txt` and stamps each sentence with its
+//! emit time; the count bolt records emit-to-count latency of every word in an HDR histogram.
+//! The last line printed is
 //! `sentences_per_s=.. words_per_s=.. p50_us=.. p99_us=.. p999_us=.. peak_rss_mb=..`.
 //!
+//! Local mode (one process):
 //! `cargo run --release --example bench_word_count -- --seconds 10 --acking on`
 //! `cargo run --release --example bench_word_count -- --seconds 10 --rate 100000`
+//!
+//! On a running cluster (e.g. `deploy/local-cluster.sh start`), across `--workers` processes:
+//! `target/release/examples/bench_word_count --cluster http://127.0.0.1:6627 --workers 2`
+//! There the bolts write their counters and histograms to files each second; the figures are
+//! for the window after a warm-up, and `peak_rss_mb` is the largest worker's.
 
 use clap::{Parser, ValueEnum};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempest_examples::sentences;
-use topology_api::config::{TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_MAX_SPOUT_PENDING};
+use topology_api::client::NimbusClient;
+use topology_api::config::{
+    TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_MAX_SPOUT_PENDING, TOPOLOGY_TICK_TUPLE_FREQ_SECS,
+    TOPOLOGY_WORKERS,
+};
+use topology_api::control::{SubmitRequest, SECRET_ENV};
+use topology_api::entry::Mode;
 use topology_api::prelude::*;
 use topology_api::{run_local_blocking, LocalOptions};
 
@@ -25,9 +38,9 @@ enum OnOff {
 }
 
 #[derive(Parser)]
-#[command(about = "Word count throughput and latency in local mode")]
+#[command(about = "Word count throughput and latency, in local mode or on a cluster")]
 struct Args {
-    /// How long to run.
+    /// How long to measure.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Track every sentence's tuple tree with the acker.
@@ -48,12 +61,27 @@ struct Args {
     /// Override a config key (repeatable), e.g. -c topology.max.spout.pending=2000.
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// Run on the cluster whose Nimbus is at this URL instead of in this process.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Worker processes on the cluster.
+    #[arg(long, default_value_t = 2)]
+    workers: u64,
+    /// How the cluster runs this binary (`worker`, `spec`); not for direct use.
+    #[command(subcommand)]
+    mode: Option<Mode>,
 }
 
-/// Nanoseconds since the process's benchmark epoch (shared by all tasks of this process).
+/// Where cluster-mode bolts write their results (a config key).
+const OUT_DIR: &str = "bench.out";
+/// Offered load in sentences per second, all spout tasks together (a config key).
+const RATE: &str = "bench.rate";
+
+/// Nanoseconds since the Unix epoch: one clock for every process on the machine.
 fn now_ns() -> i64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 struct BenchSpout {
@@ -70,7 +98,11 @@ impl Spout for BenchSpout {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["sentence", "ts"]);
     }
-    async fn open(&mut self, _: &TopologyContext) -> ComponentResult {
+    async fn open(&mut self, ctx: &TopologyContext) -> ComponentResult {
+        let c = ctx.config();
+        self.acking = c.u64_or(TOPOLOGY_ACKER_EXECUTORS, 1)? > 0;
+        let rate = c.f64_or(RATE, 0.0)?;
+        self.rate_per_task = (rate > 0.0).then(|| rate / ctx.component_tasks().len() as f64);
         self.started = Instant::now();
         Ok(())
     }
@@ -89,10 +121,28 @@ impl Spout for BenchSpout {
     }
 }
 
+/// Per-task results: where local mode sums them, and where cluster mode writes them.
+#[derive(Clone, Default)]
+struct Results {
+    sentences: Arc<Mutex<u64>>,
+    words: Arc<Mutex<u64>>,
+    latency: Arc<Mutex<Option<Histogram<u64>>>>,
+}
+
+/// A result file of one task: `<dir>/<kind>-<task>`, written atomically.
+fn write_result(dir: &Path, kind: &str, task: u32, bytes: &[u8]) -> std::io::Result<()> {
+    let path = dir.join(format!("{kind}-{task}"));
+    let tmp = dir.join(format!(".{kind}-{task}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
 /// Splits sentences, anchoring each word to its sentence; counts sentences.
 struct Split {
     sentences: u64,
-    total: Arc<AtomicU64>,
+    task: u32,
+    out: Option<PathBuf>,
+    results: Results,
 }
 
 #[async_trait]
@@ -100,7 +150,18 @@ impl Bolt for Split {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word", "ts"]);
     }
+    async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
+        self.task = ctx.task_id();
+        self.out = ctx.config().str(OUT_DIR).map(PathBuf::from);
+        Ok(())
+    }
     async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
+        if t.is_tick() {
+            if let Some(dir) = &self.out {
+                write_result(dir, "sentences", self.task, self.sentences.to_string().as_bytes())?;
+            }
+            return Ok(());
+        }
         let ts = t.i64(1)?;
         for w in t.str(0)?.split_whitespace() {
             c.emit_anchored(&t, values![w, ts])?;
@@ -110,7 +171,9 @@ impl Bolt for Split {
         Ok(())
     }
     async fn cleanup(&mut self) {
-        self.total.fetch_add(self.sentences, Ordering::Relaxed);
+        if let Ok(mut n) = self.results.sentences.lock() {
+            *n += self.sentences;
+        }
     }
 }
 
@@ -119,14 +182,31 @@ struct Count {
     counts: FxHashMap<String, u64>,
     words: u64,
     latency: Histogram<u64>,
-    shared: Arc<Mutex<Histogram<u64>>>,
-    total: Arc<AtomicU64>,
+    task: u32,
+    out: Option<PathBuf>,
+    results: Results,
 }
 
 #[async_trait]
 impl Bolt for Count {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
+    async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
+        self.task = ctx.task_id();
+        self.out = ctx.config().str(OUT_DIR).map(PathBuf::from);
+        Ok(())
+    }
     async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
+        if t.is_tick() {
+            if let Some(dir) = &self.out {
+                let mut buf = Vec::new();
+                V2Serializer::new()
+                    .serialize(&self.latency, &mut buf)
+                    .map_err(|e| format!("serializing the histogram: {e:?}"))?;
+                write_result(dir, "latency", self.task, &buf)?;
+                write_result(dir, "words", self.task, self.words.to_string().as_bytes())?;
+            }
+            return Ok(());
+        }
         let word = t.str(0)?;
         match self.counts.get_mut(word) {
             Some(n) => *n += 1,
@@ -141,9 +221,16 @@ impl Bolt for Count {
         Ok(())
     }
     async fn cleanup(&mut self) {
-        self.total.fetch_add(self.words, Ordering::Relaxed);
-        if let Ok(mut h) = self.shared.lock() {
-            let _ = h.add(&self.latency);
+        if let Ok(mut n) = self.results.words.lock() {
+            *n += self.words;
+        }
+        if let Ok(mut h) = self.results.latency.lock() {
+            match h.as_mut() {
+                Some(h) => {
+                    let _ = h.add(&self.latency);
+                }
+                None => *h = Some(self.latency.clone()),
+            }
         }
     }
 }
@@ -152,9 +239,9 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Peak resident set size of this process, from /proc (0 where unavailable).
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Peak resident set size of a process, from /proc (0 where unavailable).
+fn peak_rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -164,57 +251,176 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn main() -> anyhow::Result<()> {
-    topology_api::entry::init_tracing();
-    let args = Args::parse();
-    let acking = args.acking == OnOff::On;
-    let latency = Arc::new(Mutex::new(histogram()));
-    let (sentences_total, words_total) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let rate_per_task = args.rate.map(|r| r as f64 / args.spouts as f64);
-
+fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
     let mut b = TopologyBuilder::new("bench-word-count");
     b.config()
-        .set(TOPOLOGY_ACKER_EXECUTORS, if acking { 1 } else { 0 })
+        .set(
+            TOPOLOGY_ACKER_EXECUTORS,
+            if args.acking == OnOff::On { 1 } else { 0 },
+        )
         .set(TOPOLOGY_MAX_SPOUT_PENDING, 10_000);
+    if let Some(rate) = args.rate {
+        b.config().set(RATE, rate);
+    }
     for kv in &args.config {
         b.config().set_from_str(kv).map_err(anyhow::Error::msg)?;
     }
     b.set_spout(
         "spout",
-        move || BenchSpout {
+        || BenchSpout {
             sentences: sentences(),
             rng: fastrand::Rng::new(),
-            acking,
-            rate_per_task,
+            acking: true,
+            rate_per_task: None,
             started: Instant::now(),
             emitted: 0,
         },
         args.spouts,
     );
-    let st = sentences_total.clone();
+    let r = results.clone();
     b.set_bolt(
         "split",
         move || Split {
             sentences: 0,
-            total: st.clone(),
+            task: 0,
+            out: None,
+            results: r.clone(),
         },
         args.splits,
     )
-    .shuffle_grouping("spout");
-    let (wt, lat) = (words_total.clone(), latency.clone());
+    .shuffle_grouping("spout")
+    .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
+    let r = results.clone();
     b.set_bolt(
         "count",
         move || Count {
             counts: FxHashMap::default(),
             words: 0,
             latency: histogram(),
-            shared: lat.clone(),
-            total: wt.clone(),
+            task: 0,
+            out: None,
+            results: r.clone(),
         },
         args.counts,
     )
-    .fields_grouping("split", ["word"]);
-    let topology = b.build()?;
+    .fields_grouping("split", ["word"])
+    .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
+    Ok(b.build()?)
+}
+
+/// What the bolts have written so far in cluster mode: sentences, words, merged latency.
+fn read_results(dir: &Path) -> (u64, u64, Histogram<u64>) {
+    let (mut sentences, mut words, mut latency) = (0, 0, histogram());
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let number = || {
+            std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if name.starts_with("sentences-") {
+            sentences += number();
+        } else if name.starts_with("words-") {
+            words += number();
+        } else if name.starts_with("latency-") {
+            if let Ok(bytes) = std::fs::read(e.path()) {
+                if let Ok(h) = Deserializer::new().deserialize::<u64, _>(&mut bytes.as_slice()) {
+                    let _ = latency.add(&h);
+                }
+            }
+        }
+    }
+    (sentences, words, latency)
+}
+
+/// The largest peak RSS among the worker processes running `artifact` (supervisors run their
+/// cached copy, named by its sha256).
+fn workers_peak_rss_mb(artifact: &str) -> f64 {
+    let mut peak: f64 = 0.0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        let mut args = cmd.split('\0');
+        if args.next().is_some_and(|a| a.ends_with(artifact)) && args.next() == Some("worker") {
+            peak = peak.max(peak_rss_mb(&pid));
+        }
+    }
+    peak
+}
+
+async fn run_on_cluster(args: &Args, url: &str, topology: Topology) -> anyhow::Result<()> {
+    let client = NimbusClient::new(url, std::env::var(SECRET_ENV).ok())?;
+    let out = std::env::temp_dir().join(format!("tempest-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&out)?;
+    let name = format!("bench-{}", std::process::id());
+    let mut config = Config::new();
+    config
+        .set(OUT_DIR, out.display().to_string())
+        .set(TOPOLOGY_WORKERS, args.workers);
+    let exe = std::env::current_exe()?;
+    let artifact = client.upload_artifact(&exe).await?;
+    let answer = client
+        .submit(&SubmitRequest {
+            name: name.clone(),
+            spec: topology.spec().clone(),
+            artifact: artifact.clone(),
+            config,
+        })
+        .await?;
+    eprintln!("{}: {:?} - {}", answer.name, answer.state, answer.message);
+
+    let result = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while read_results(&out).1 == 0 {
+            anyhow::ensure!(Instant::now() < deadline, "no results from the workers after 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await; // warm-up
+        let (s0, w0, h0) = read_results(&out);
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+        let (s1, w1, mut h1) = read_results(&out);
+        let secs = t0.elapsed().as_secs_f64();
+        h1.subtract(&h0).map_err(|e| anyhow::anyhow!("histograms: {e:?}"))?;
+        let rss = workers_peak_rss_mb(&artifact);
+        anyhow::Ok(((s1 - s0) as f64 / secs, (w1 - w0) as f64 / secs, h1, rss))
+    }
+    .await;
+    client.kill(&name, 0).await?;
+    let _ = std::fs::remove_dir_all(&out);
+    let (sentences, words, h, rss) = result?;
+    eprintln!(
+        "cluster {url}: {} workers, acking={}, measured {} s after a 3 s warm-up",
+        args.workers,
+        if args.acking == OnOff::On { "on" } else { "off" },
+        args.seconds
+    );
+    println!(
+        "sentences_per_s={sentences:.0} words_per_s={words:.0} p50_us={} p99_us={} p999_us={} peak_rss_mb={rss:.1}",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    topology_api::entry::init_tracing();
+    let args = Args::parse();
+    let results = Results::default();
+    let topology = build(&args, &results)?;
+    if let Some(mode) = args.mode.clone() {
+        topology_api::entry::run(topology, mode)?;
+        return Ok(());
+    }
+    if let Some(url) = &args.cluster {
+        let rt = tokio::runtime::Runtime::new()?;
+        return rt.block_on(run_on_cluster(&args, url, topology));
+    }
 
     let opts = LocalOptions {
         duration: Some(Duration::from_secs(args.seconds)),
@@ -222,13 +428,10 @@ fn main() -> anyhow::Result<()> {
     };
     let report = run_local_blocking(&topology, opts)?;
     let secs = report.elapsed.as_secs_f64();
-    let h = latency
-        .lock()
-        .map_err(|_| anyhow::anyhow!("latency histogram poisoned"))?;
     let by = report.by_component();
     eprintln!(
         "acking={} rate={} spouts={} splits={} counts={} ran {:.2}s; spout acked={} failed={}",
-        if acking { "on" } else { "off" },
+        if args.acking == OnOff::On { "on" } else { "off" },
         args.rate.map_or("max".to_string(), |r| r.to_string()),
         args.spouts,
         args.splits,
@@ -237,14 +440,18 @@ fn main() -> anyhow::Result<()> {
         by.get("spout").map_or(0, |s| s.acked),
         by.get("spout").map_or(0, |s| s.failed),
     );
+    let latency = results.latency.lock().ok().and_then(|h| h.clone());
+    let h = latency.unwrap_or_else(histogram);
+    let sentences = results.sentences.lock().map_or(0, |n| *n);
+    let words = results.words.lock().map_or(0, |n| *n);
     println!(
         "sentences_per_s={:.0} words_per_s={:.0} p50_us={} p99_us={} p999_us={} peak_rss_mb={:.1}",
-        sentences_total.load(Ordering::Relaxed) as f64 / secs,
-        words_total.load(Ordering::Relaxed) as f64 / secs,
+        sentences as f64 / secs,
+        words as f64 / secs,
         h.value_at_quantile(0.5),
         h.value_at_quantile(0.99),
         h.value_at_quantile(0.999),
-        peak_rss_mb()
+        peak_rss_mb("self")
     );
     Ok(())
 }

@@ -76,8 +76,8 @@ pub const KNOWN_KEYS: &[(&str, &str, &str)] = &[
     ),
     (
         TOPOLOGY_SPOUT_SPIN_MICROS,
-        "200",
-        "how long an idle spout keeps polling next_tuple before sleeping 1 ms (latency vs. idle CPU)",
+        "200 (local), 0 (workers)",
+        "how long an idle spout keeps polling next_tuple before sleeping 1 ms: low latency for one process, but it takes a core, so cluster workers do not spin",
     ),
 ];
 
@@ -292,10 +292,8 @@ mod tests {
             s.flush_interval.as_micros().to_string(),
             table(TOPOLOGY_BATCH_FLUSH_MICROS)
         );
-        assert_eq!(
-            s.spout_spin.as_micros().to_string(),
-            table(TOPOLOGY_SPOUT_SPIN_MICROS)
-        );
+        let spin = table(TOPOLOGY_SPOUT_SPIN_MICROS).split(' ').next().unwrap();
+        assert_eq!(s.spout_spin.as_micros().to_string(), spin);
     }
 
     #[test]
