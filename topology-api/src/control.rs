@@ -6,14 +6,64 @@ use crate::config::Config;
 use crate::spec::TopologySpec;
 use crate::worker::ExecutorPlan;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::fmt;
+
+pub mod stats;
 
 /// HTTP header carrying the cluster secret on every control-plane call.
 pub const SECRET_HEADER: &str = "x-tempest-secret";
+/// The scheme of the other header that may carry the cluster secret: `Authorization: Bearer S`
+/// (for tools such as Prometheus that cannot send a custom header).
+pub const BEARER_PREFIX: &str = "Bearer ";
 /// Environment variable holding the cluster secret (never passed on a command line).
 pub const SECRET_ENV: &str = "TEMPEST_SECRET";
 /// Environment variable holding the Nimbus URL.
 pub const NIMBUS_ENV: &str = "TEMPEST_NIMBUS";
+
+/// The secret a request presents: the value of `x-tempest-secret` if present, else the
+/// credentials of `Authorization: Bearer <secret>`.
+pub fn presented_secret<'a>(
+    x_tempest_secret: Option<&'a [u8]>,
+    authorization: Option<&'a [u8]>,
+) -> Option<&'a [u8]> {
+    x_tempest_secret.or_else(|| {
+        authorization.and_then(|a| {
+            let prefix = BEARER_PREFIX.as_bytes();
+            (a.len() >= prefix.len() && a[..prefix.len()].eq_ignore_ascii_case(prefix))
+                .then(|| a[prefix.len()..].trim_ascii())
+        })
+    })
+}
+
+/// The cluster secret as a server keeps it: only its sha256, compared in constant time (as
+/// digests, so not even its length leaks).
+#[derive(Clone)]
+pub struct SecretDigest {
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretDigest(<redacted>)")
+    }
+}
+
+impl SecretDigest {
+    /// Keeps the digest of `secret`.
+    pub fn new(secret: &str) -> Self {
+        SecretDigest {
+            digest: Sha256::digest(secret.as_bytes()).into(),
+        }
+    }
+
+    /// Whether `given` is the secret, in constant time.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(given).into();
+        subtle::ConstantTimeEq::ct_eq(&digest[..], &self.digest[..]).into()
+    }
+}
 
 /// Where a topology is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +289,9 @@ pub struct TopologySummary {
     /// Seconds since submission.
     #[serde(rename = "uptimeSeconds")]
     pub uptime_seconds: u64,
+    /// The same, as Storm writes it ("6m 5s").
+    #[serde(default)]
+    pub uptime: String,
     /// Workers assigned.
     #[serde(rename = "workersTotal")]
     pub workers_total: u32,
@@ -275,6 +328,9 @@ pub struct TopologyDetails {
     pub assignment: Option<Assignment>,
     /// Per-task metrics with where the task runs.
     pub tasks: Vec<PlacedTaskMetrics>,
+    /// Statistics per window, components, workers and the graph (`docs/design/rest-api.md`).
+    #[serde(flatten)]
+    pub view: stats::TopologyView,
 }
 
 /// A task's metrics and location.
@@ -301,6 +357,9 @@ pub struct SupervisorSummary {
     /// Seconds since it registered.
     #[serde(rename = "uptimeSeconds")]
     pub uptime_seconds: u64,
+    /// The same, as Storm writes it.
+    #[serde(default)]
+    pub uptime: String,
     /// Slots offered.
     #[serde(rename = "slotsTotal")]
     pub slots_total: u32,
@@ -321,4 +380,27 @@ pub struct SupervisorSummary {
 pub struct SupervisorList {
     /// Every supervisor Nimbus knows.
     pub supervisors: Vec<SupervisorSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_comes_from_either_header() {
+        assert_eq!(
+            presented_secret(Some(b"a"), Some(b"Bearer b")),
+            Some(&b"a"[..])
+        );
+        assert_eq!(presented_secret(None, Some(b"Bearer b ")), Some(&b"b"[..]));
+        assert_eq!(presented_secret(None, Some(b"bearer b")), Some(&b"b"[..]));
+        assert_eq!(presented_secret(None, Some(b"Basic b")), None);
+        assert_eq!(presented_secret(None, Some(b"Bear")), None);
+        assert_eq!(presented_secret(None, None), None);
+        let s = SecretDigest::new("s3cret");
+        assert!(s.matches(b"s3cret"));
+        assert!(!s.matches(b"s3cre"));
+        assert!(!s.matches(b""));
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
 }

@@ -181,7 +181,9 @@ pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError
             let result = runtime().and_then(|rt| rt.block_on(submit(topology, args)));
             match result {
                 Ok(answer) => {
-                    println!("{}: {:?} - {}", answer.name, answer.state, answer.message);
+                    let state = serde_json::to_value(answer.state).unwrap_or_default();
+                    let state = state.as_str().unwrap_or("?");
+                    println!("{}: {state} ({})", answer.name, answer.message);
                     Ok(LocalReport::empty())
                 }
                 Err(e) => {

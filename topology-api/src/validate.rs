@@ -134,6 +134,14 @@ pub enum TopologyError {
         /// The components on the cycle, the first repeated at the end.
         path: Vec<String>,
     },
+    /// More tasks than a topology may have.
+    #[error("the topology has {total} tasks; at most {max} are allowed")]
+    TooManyTasks {
+        /// Tasks asked for (all components).
+        total: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A config key has a value of the wrong type.
     #[error("config of {scope}: {message}")]
     BadConfig {
@@ -163,6 +171,9 @@ impl fmt::Display for TopologyErrors {
 }
 
 impl std::error::Error for TopologyErrors {}
+
+/// Most tasks a topology may have (task tables are sized by it).
+pub const MAX_TASKS: u64 = 100_000;
 
 /// Checks `spec`; returns every problem found.
 pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
@@ -224,6 +235,13 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
         errs.push(TopologyError::BadConfig {
             scope: "topology".into(),
             message: e.to_string(),
+        });
+    }
+    let total: u64 = spec.components.iter().map(|c| u64::from(c.num_tasks)).sum();
+    if total > MAX_TASKS {
+        errs.push(TopologyError::TooManyTasks {
+            total,
+            max: MAX_TASKS,
         });
     }
     let ids_unique = seen.len() == spec.components.len();
@@ -534,6 +552,16 @@ mod tests {
         let (errs, text) = errors(b);
         assert_eq!(errs.len(), 3, "{text}");
         assert!(text.starts_with("invalid topology (3 problems)"), "{text}");
+    }
+
+    #[test]
+    fn too_many_tasks() {
+        let mut b = TopologyBuilder::new("t");
+        b.set_spout("s", || S, 1).set_num_tasks(u32::MAX);
+        b.set_basic_bolt("b", || B, 1).shuffle_grouping("s");
+        let (e, text) = one_error(b);
+        assert!(matches!(e, TopologyError::TooManyTasks { .. }), "{text}");
+        assert!(text.contains("4294967296 tasks"), "{text}");
     }
 
     #[test]
