@@ -340,6 +340,39 @@ impl Cluster {
         out.stdout
     }
 
+    /// Submits the test topology to emit `sentences` ids at `rate` per second, with a 5 s
+    /// message timeout (failures replay quickly).
+    pub fn submit_word_count(&self, name: &str, workers: u32, sentences: u64, rate: u64) {
+        self.submit(
+            name,
+            workers,
+            &[
+                ("test.sentences", sentences.to_string()),
+                ("test.rate", rate.to_string()),
+                ("topology.message.timeout.secs", "5".into()),
+            ],
+        );
+    }
+
+    /// Waits until at least `n` ids are acked.
+    pub async fn wait_acked(&self, n: u64, timeout: Duration) {
+        eventually(&format!("{n} ids acked"), timeout, || async {
+            (self.acked_ids().len() as u64 >= n).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until ids `0..n` are all acked, and checks no other id was.
+    pub async fn wait_all_acked(&self, n: u64, timeout: Duration) {
+        self.wait_acked(n, timeout).await;
+        let acked = self.acked_ids();
+        assert!(
+            acked.iter().copied().eq(0..n),
+            "acked ids are not exactly 0..{n}\n{}",
+            self.logs()
+        );
+    }
+
     /// Runs the `tempest` CLI with the cluster's secret.
     pub fn tempest(&self, args: &[String]) -> CliOutput {
         let out = Command::new(workspace_bin("tempest"))

@@ -48,10 +48,7 @@ async fn topology_survives_a_nimbus_crash() {
         .expect("assignment after restart");
     assert_eq!(after, before, "the assignment is unchanged");
 
-    eventually("every id acked", Duration::from_secs(60), || async {
-        (cluster.acked_ids().len() as u64 == n).then_some(())
-    })
-    .await;
+    cluster.wait_all_acked(n, Duration::from_secs(60)).await;
     let pids_after: Vec<_> = cluster
         .supervisors
         .iter()

@@ -10,22 +10,9 @@ async fn rebalance_then_kill_with_wait() {
     let _turn = serial().await;
     let cluster = Cluster::start("rebalance", ClusterOptions::default()).await;
     let n = 6_000;
-    cluster.submit(
-        "wc",
-        1,
-        &[
-            ("test.sentences", n.to_string()),
-            ("test.rate", "1000".into()),
-            ("topology.message.timeout.secs", "5".into()),
-        ],
-    );
+    cluster.submit_word_count("wc", 1, n, 1000);
     let client = cluster.client();
-    eventually(
-        "a quarter of the ids acked",
-        Duration::from_secs(60),
-        || async { (cluster.acked_ids().len() as u64 >= n / 4).then_some(()) },
-    )
-    .await;
+    cluster.wait_acked(n / 4, Duration::from_secs(60)).await;
     assert_eq!(
         client
             .assignment("wc")
@@ -68,17 +55,7 @@ async fn rebalance_then_kill_with_wait() {
         },
     )
     .await;
-    eventually(
-        "every id acked after the rebalance",
-        Duration::from_secs(90),
-        || async { (cluster.acked_ids().len() as u64 == n).then_some(()) },
-    )
-    .await;
-    assert!(
-        cluster.acked_ids().iter().copied().eq(0..n),
-        "{}",
-        cluster.logs()
-    );
+    cluster.wait_all_acked(n, Duration::from_secs(90)).await;
     eventually("two live workers", Duration::from_secs(30), || async {
         let live: usize = cluster
             .supervisors

@@ -9,22 +9,9 @@ async fn workers_of_a_dead_supervisor_are_reassigned() {
     let _turn = serial().await;
     let mut cluster = Cluster::start("supervisor-crash", ClusterOptions::default()).await;
     let n = 6_000;
-    cluster.submit(
-        "wc",
-        2,
-        &[
-            ("test.sentences", n.to_string()),
-            ("test.rate", "1000".into()),
-            ("topology.message.timeout.secs", "5".into()),
-        ],
-    );
+    cluster.submit_word_count("wc", 2, n, 1000);
     let client = cluster.client();
-    eventually(
-        "a third of the ids acked",
-        Duration::from_secs(60),
-        || async { (cluster.acked_ids().len() as u64 >= n / 3).then_some(()) },
-    )
-    .await;
+    cluster.wait_acked(n / 3, Duration::from_secs(60)).await;
     let before = client.assignment("wc").await.expect("assignment");
     let victim_id = std::fs::read_to_string(cluster.supervisors[0].data_dir.join("supervisor-id"))
         .expect("supervisor id")
@@ -53,15 +40,5 @@ async fn workers_of_a_dead_supervisor_are_reassigned() {
     )
     .await;
     assert_eq!(after.workers.len(), 2, "still two workers: {after:?}");
-    eventually(
-        "every id acked after the reassignment",
-        Duration::from_secs(90),
-        || async { (cluster.acked_ids().len() as u64 == n).then_some(()) },
-    )
-    .await;
-    assert!(
-        cluster.acked_ids().iter().copied().eq(0..n),
-        "{}",
-        cluster.logs()
-    );
+    cluster.wait_all_acked(n, Duration::from_secs(90)).await;
 }

@@ -11,21 +11,8 @@ async fn killed_worker_is_restarted_and_nothing_is_lost() {
     let _turn = serial().await;
     let cluster = Cluster::start("worker-crash", ClusterOptions::default()).await;
     let n = 6_000;
-    cluster.submit(
-        "wc",
-        2,
-        &[
-            ("test.sentences", n.to_string()),
-            ("test.rate", "1000".into()),
-            ("topology.message.timeout.secs", "5".into()),
-        ],
-    );
-    eventually(
-        "a third of the ids acked",
-        Duration::from_secs(60),
-        || async { (cluster.acked_ids().len() as u64 >= n / 3).then_some(()) },
-    )
-    .await;
+    cluster.submit_word_count("wc", 2, n, 1000);
+    cluster.wait_acked(n / 3, Duration::from_secs(60)).await;
 
     // Kill every worker of the first supervisor that has one.
     let sup = cluster
@@ -51,14 +38,6 @@ async fn killed_worker_is_restarted_and_nothing_is_lost() {
         },
     )
     .await;
-    eventually(
-        "every id acked after the crash",
-        Duration::from_secs(90),
-        || async { (cluster.acked_ids().len() as u64 == n).then_some(()) },
-    )
-    .await;
-    let acked = cluster.acked_ids();
-    assert_eq!(acked.len() as u64, n, "{}", cluster.logs());
-    assert!(acked.iter().copied().eq(0..n), "ids outside 0..{n}");
+    cluster.wait_all_acked(n, Duration::from_secs(90)).await;
     assert!((acked_at_kill as u64) < n, "the crash happened mid-run");
 }

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use tempest_examples::SplitSentence;
 use topology_api::config::TOPOLOGY_TICK_TUPLE_FREQ_SECS;
 use topology_api::prelude::*;
 
@@ -95,21 +96,6 @@ impl Spout for Sentences {
     }
 }
 
-struct Split;
-
-#[async_trait]
-impl BasicBolt for Split {
-    fn declare_output_fields(&self, d: &mut OutputDeclarer) {
-        d.declare(["word"]);
-    }
-    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
-        for w in t.str("sentence")?.split_whitespace() {
-            c.emit(values![w])?;
-        }
-        Ok(())
-    }
-}
-
 #[derive(Default)]
 struct Count {
     counts: BTreeMap<String, u64>,
@@ -154,7 +140,7 @@ fn main() -> ExitCode {
         },
         1,
     );
-    b.set_basic_bolt("split", || Split, 2)
+    b.set_basic_bolt("split", || SplitSentence, 2)
         .shuffle_grouping("sentences");
     b.set_basic_bolt("count", Count::default, 2)
         .fields_grouping("split", ["word"])
