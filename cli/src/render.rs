@@ -385,6 +385,7 @@ mod tests {
             name: name.into(),
             status,
             uptime_seconds: 3725,
+            uptime: "1h 2m 5s".into(),
             workers_total: 2,
             executors_total: 7,
             tasks_total: 9,
@@ -468,6 +469,7 @@ mod tests {
         configuration.set("topology.workers", 2).set("my.name", "x");
         TopologyDetails {
             summary: summary("wc", TopologyState::Active),
+            view: Default::default(),
             configuration,
             assignment: Some(Assignment {
                 topology: "wc".into(),

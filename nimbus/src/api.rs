@@ -1,25 +1,28 @@
-//! The HTTP API (`docs/design/control-plane.md`): the router and its handlers. Handlers only
-//! decode requests and encode answers; the work is done by [`Cluster`]. Every error answer is
-//! a JSON `ErrorBody`, including those for bad paths, bodies and methods.
+//! The HTTP API (`docs/design/control-plane.md`, `docs/design/rest-api.md`): the router and the
+//! control-plane handlers (the monitoring ones are in `storm_api` and `log_proxy`). Handlers
+//! only decode requests and encode answers; the work is done by [`Cluster`]. Every error answer
+//! is a JSON `ErrorBody`, including those for bad paths, queries, bodies and methods.
 
 use crate::artifacts::Stored;
-use crate::auth::{require_secret, Secret};
+use crate::auth::require_secret;
 use crate::cluster::{Cluster, ClusterSummary};
 use crate::error::ApiError;
 use crate::linger;
+use crate::log_proxy;
+use crate::storm_api::{self, StormAction};
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{middleware, Json, Router};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::sync::Arc;
 use topology_api::control::{
-    ActionResponse, Assignment, RebalanceRequest, SubmitRequest, SupervisorAssignments,
-    SupervisorHeartbeat, SupervisorList, TopologyDetails, TopologyList, WorkerDirective,
-    WorkerHeartbeat,
+    ActionResponse, Assignment, SecretDigest, SubmitRequest, SupervisorAssignments,
+    SupervisorHeartbeat, SupervisorList, TopologyList, WorkerDirective, WorkerHeartbeat,
 };
 use tower_http::trace::TraceLayer;
 
@@ -30,7 +33,7 @@ type Shared = State<Arc<Cluster>>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The API router; with a secret, every route requires it.
-pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<Secret>) -> Router {
+pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Router {
     let routes = Router::new()
         .route(
             "/api/v1/artifacts/{sha256}",
@@ -38,7 +41,15 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<Secret>) -> Router {
         )
         .route("/api/v1/topologies", post(submit))
         .route("/api/v1/topology/summary", get(list))
-        .route("/api/v1/topology/{name}", get(describe))
+        .route("/api/v1/topology/{name}", get(storm_api::topology))
+        .route(
+            "/api/v1/topology/{name}/component/{component}",
+            get(storm_api::component),
+        )
+        .route(
+            "/api/v1/topology/{name}/worker-log/{host}/{port}",
+            get(log_proxy::worker_log),
+        )
         .route("/api/v1/topology/{name}/assignment", get(assignment))
         .route("/api/v1/topology/{name}/activate", post(activate))
         .route("/api/v1/topology/{name}/deactivate", post(deactivate))
@@ -51,6 +62,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<Secret>) -> Router {
         .route("/api/v1/cluster/summary", get(cluster_summary))
         .route("/api/v1/supervisor/heartbeat", post(supervisor_heartbeat))
         .route("/api/v1/worker/heartbeat", post(worker_heartbeat))
+        .route("/metrics", get(storm_api::metrics))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(cluster);
@@ -58,11 +70,12 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<Secret>) -> Router {
         Some(s) => routes.layer(middleware::from_fn_with_state(Arc::new(s), require_secret)),
         None => routes,
     };
+    let routes = routes.merge(crate::ui::routes());
     routes.layer(TraceLayer::new_for_http())
 }
 
 /// Path parameters, with a JSON error naming the problem when they do not decode.
-struct Params<T>(T);
+pub(crate) struct Params<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
@@ -72,6 +85,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
             .await
             .map(|Path(t)| Params(t))
             .map_err(|e| ApiError::bad_request(format!("bad path {}: {e}", parts.uri.path())))
+    }
+}
+
+/// The query parameters, with a JSON error when they do not decode.
+pub(crate) struct QueryParams(pub(crate) HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|Query(q)| QueryParams(q))
+            .map_err(|e| ApiError::bad_request(format!("bad query in {}: {e}", parts.uri)))
     }
 }
 
@@ -174,51 +200,41 @@ async fn list(State(cluster): Shared) -> Json<TopologyList> {
     Json(cluster.list().await)
 }
 
-async fn describe(
-    State(cluster): Shared,
-    Params(name): Params<String>,
-) -> ApiResult<TopologyDetails> {
-    cluster.describe(&name).await.map(Json)
-}
-
 async fn assignment(State(cluster): Shared, Params(name): Params<String>) -> ApiResult<Assignment> {
     cluster.assignment(&name).await.map(Json)
 }
 
-async fn activate(
-    State(cluster): Shared,
-    Params(name): Params<String>,
-) -> ApiResult<ActionResponse> {
-    cluster.set_active(&name, true).await.map(Json)
+async fn activate(State(cluster): Shared, Params(name): Params<String>) -> ApiResult<StormAction> {
+    let answer = cluster.set_active(&name, true).await?;
+    Ok(StormAction::new("activate", answer))
 }
 
 async fn deactivate(
     State(cluster): Shared,
     Params(name): Params<String>,
-) -> ApiResult<ActionResponse> {
-    cluster.set_active(&name, false).await.map(Json)
+) -> ApiResult<StormAction> {
+    let answer = cluster.set_active(&name, false).await?;
+    Ok(StormAction::new("deactivate", answer))
 }
 
 async fn kill(
     State(cluster): Shared,
     Params((name, wait)): Params<(String, String)>,
-) -> ApiResult<ActionResponse> {
+) -> ApiResult<StormAction> {
     let wait = wait_secs(&wait)?;
-    cluster.kill(&name, wait).await.map(Json)
+    let answer = cluster.kill(&name, wait).await?;
+    Ok(StormAction::new("kill", answer))
 }
 
 async fn rebalance(
     State(cluster): Shared,
     Params((name, wait)): Params<(String, String)>,
     body: SmallBody,
-) -> ApiResult<ActionResponse> {
+) -> ApiResult<StormAction> {
     let wait = wait_secs(&wait)?;
-    let req: RebalanceRequest = if body.0.iter().all(u8::is_ascii_whitespace) {
-        RebalanceRequest::default()
-    } else {
-        decode(&body.0, "rebalance request")?
-    };
-    cluster.rebalance(&name, wait, req).await.map(Json)
+    let req = storm_api::rebalance_request(&body.0)?;
+    let answer = cluster.rebalance(&name, wait, req).await?;
+    Ok(StormAction::new("rebalance", answer))
 }
 
 async fn supervisors(State(cluster): Shared) -> Json<SupervisorList> {

@@ -1,52 +1,28 @@
-//! The cluster secret: every request must carry it in `x-tempest-secret`. It is compared in
-//! constant time (as sha256 digests, so not even its length leaks); a refusal is logged with
-//! the method, path and peer, never with what was sent.
+//! The cluster secret: every request must carry it, in `x-tempest-secret` or as
+//! `Authorization: Bearer <secret>`. It is compared in constant time (as sha256 digests, so not
+//! even its length leaks); a refusal is logged with the method, path and peer, never with what
+//! was sent.
 
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
-use topology_api::control::SECRET_HEADER;
-
-/// The secret, kept only as its digest.
-#[derive(Clone)]
-pub(crate) struct Secret {
-    digest: [u8; 32],
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl Secret {
-    pub(crate) fn new(secret: &str) -> Self {
-        Secret {
-            digest: Sha256::digest(secret.as_bytes()).into(),
-        }
-    }
-
-    /// Whether `given` is the secret, in constant time.
-    pub(crate) fn matches(&self, given: &[u8]) -> bool {
-        let digest: [u8; 32] = Sha256::digest(given).into();
-        digest.ct_eq(&self.digest).into()
-    }
-}
+use topology_api::control::{presented_secret, SecretDigest, SECRET_HEADER};
 
 /// Middleware: lets a request through only with the secret.
 pub(crate) async fn require_secret(
-    State(secret): State<Arc<Secret>>,
+    State(secret): State<Arc<SecretDigest>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let given = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes());
+    let headers = req.headers();
+    let given = presented_secret(
+        headers.get(SECRET_HEADER).map(|v| v.as_bytes()),
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+    );
     if given.is_some_and(|g| secret.matches(g)) {
         return next.run(req).await;
     }
@@ -64,19 +40,4 @@ pub(crate) async fn require_secret(
     );
     crate::linger::discard(req.into_body()).await;
     ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong cluster secret").into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_secret_matches() {
-        let s = Secret::new("s3cret");
-        assert!(s.matches(b"s3cret"));
-        assert!(!s.matches(b"s3cre"));
-        assert!(!s.matches(b"s3cret "));
-        assert!(!s.matches(b""));
-        assert!(!format!("{s:?}").contains("s3cret"));
-    }
 }

@@ -3,13 +3,17 @@
 //! heartbeats said, and the scheduler round that reconciles the two.
 
 use crate::artifacts::ArtifactStore;
+use crate::clock::Clock;
 use crate::config::NimbusConfig;
 use crate::error::{ApiError, NimbusError};
 use crate::heartbeat::{check_supervisor_heartbeat, Heartbeats, Timeouts};
+use crate::log_proxy::LogProxy;
+use crate::metrics_history::MetricsHistory;
 use crate::reconcile;
 use crate::scheduler;
 use crate::state::{self, TopologyRecord};
 use crate::store::{Changes, Durable, Store, StoreError};
+use crate::topology_view::Snapshot;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +22,7 @@ use tokio::sync::RwLock;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use topology_api::client::check_topology_name;
+use topology_api::control::stats::{pretty_duration, ComponentPage, Window};
 use topology_api::control::{
     ActionResponse, Assignment, RebalanceRequest, SubmitRequest, SupervisorAssignments,
     SupervisorHeartbeat, SupervisorList, TopologyDetails, TopologyList, TopologyState,
@@ -47,6 +52,18 @@ pub struct ClusterSummary {
     /// Seconds since this Nimbus started.
     #[serde(rename = "nimbusUptimeSeconds")]
     pub nimbus_uptime_seconds: u64,
+    /// The same, as Storm writes it ("6m 5s").
+    #[serde(default, rename = "nimbusUptime")]
+    pub nimbus_uptime: String,
+    /// Executors assigned, all topologies.
+    #[serde(default, rename = "executorsTotal")]
+    pub executors_total: u32,
+    /// Tasks of all topologies.
+    #[serde(default, rename = "tasksTotal")]
+    pub tasks_total: u32,
+    /// The version of this Nimbus.
+    #[serde(default, rename = "tempestVersion")]
+    pub tempest_version: String,
 }
 
 /// The durable state in memory, and when each assignment was made (by this process).
@@ -92,11 +109,17 @@ pub(crate) struct Cluster {
     timeouts: Timeouts,
     core: RwLock<Core>,
     heartbeats: Mutex<Heartbeats>,
+    /// Stamps the metrics history.
+    clock: Clock,
+    metrics: Mutex<MetricsHistory>,
+    /// Fetches worker logs from the supervisors.
+    pub(crate) log_proxy: LogProxy,
 }
 
 impl Cluster {
-    /// Opens the data dir: the artifact store and the state store, loaded.
-    pub(crate) async fn open(config: &NimbusConfig) -> Result<Self, NimbusError> {
+    /// Opens the data dir: the artifact store and the state store, loaded. Metrics are
+    /// stamped with `clock`.
+    pub(crate) async fn open(config: &NimbusConfig, clock: Clock) -> Result<Self, NimbusError> {
         let dir = config.data_dir.clone();
         let io = |path: &std::path::Path| {
             let path = path.to_path_buf();
@@ -134,12 +157,25 @@ impl Cluster {
                 assigned_at: HashMap::new(),
             }),
             heartbeats: Mutex::new(Heartbeats::default()),
+            metrics: Mutex::new(MetricsHistory::new(
+                clock.now_ms(),
+                config.worker_timeout_secs.saturating_mul(1000),
+            )),
+            clock,
+            log_proxy: LogProxy::new(config.secret.clone())
+                .map_err(|e| NimbusError::Crashed("the log proxy's HTTP client", e))?,
         })
     }
 
     fn heartbeats(&self) -> MutexGuard<'_, Heartbeats> {
         // A panic while holding the lock leaves plain data behind: keep using it.
         self.heartbeats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn metrics(&self) -> MutexGuard<'_, MetricsHistory> {
+        self.metrics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -204,6 +240,9 @@ impl Cluster {
             hb.forget_topology(name);
         }
         hb.prune(&core.durable.assignments, now);
+        drop(hb);
+        self.metrics()
+            .retain(|t| core.durable.topologies.contains_key(t));
         Ok(())
     }
 
@@ -294,6 +333,7 @@ impl Cluster {
             name: rec.name.clone(),
             status: rec.state,
             uptime_seconds: now_ms().saturating_sub(rec.submitted_ms) / 1000,
+            uptime: pretty_duration(now_ms().saturating_sub(rec.submitted_ms) / 1000),
             workers_total: a.map_or(0, |a| a.workers.len() as u32),
             executors_total: a.map_or(0, |a| {
                 a.workers.iter().map(|w| w.executors.len() as u32).sum()
@@ -317,18 +357,157 @@ impl Cluster {
         }
     }
 
-    /// `GET /api/v1/topology/{name}`.
-    pub(crate) async fn describe(&self, name: &str) -> Result<TopologyDetails, ApiError> {
+    /// `GET /api/v1/topology/{name}?window=&sys=`.
+    pub(crate) async fn describe(
+        &self,
+        name: &str,
+        window: Window,
+        sys: bool,
+    ) -> Result<TopologyDetails, ApiError> {
         checked_name(name)?;
         let core = self.core.read().await;
         let rec = core.record(name)?;
-        let tasks = self.heartbeats().task_metrics(name, Instant::now());
+        let assignment = core.durable.assignments.get(name);
+        let worker_seen = self.worker_seen(name, assignment);
+        let now_ms = self.clock.now_ms();
+        let metrics = self.metrics();
+        let empty = Default::default();
+        let snapshot = Snapshot {
+            name,
+            state: rec.state,
+            spec: &rec.spec,
+            assignment,
+            tasks: metrics.tasks(name).unwrap_or(&empty),
+            worker_seen,
+            now_ms,
+        };
         Ok(TopologyDetails {
             summary: self.summary(&core, rec),
             configuration: rec.spec.config.clone(),
-            assignment: core.durable.assignments.get(name).cloned(),
-            tasks,
+            assignment: assignment.cloned(),
+            tasks: metrics.latest(name, now_ms),
+            view: snapshot.topology_view(window, sys),
         })
+    }
+
+    /// `GET /api/v1/topology/{name}/component/{component}?window=`.
+    pub(crate) async fn component(
+        &self,
+        name: &str,
+        component: &str,
+        window: Window,
+    ) -> Result<ComponentPage, ApiError> {
+        checked_name(name)?;
+        let core = self.core.read().await;
+        let rec = core.record(name)?;
+        let assignment = core.durable.assignments.get(name);
+        let worker_seen = self.worker_seen(name, assignment);
+        let metrics = self.metrics();
+        let empty = Default::default();
+        let snapshot = Snapshot {
+            name,
+            state: rec.state,
+            spec: &rec.spec,
+            assignment,
+            tasks: metrics.tasks(name).unwrap_or(&empty),
+            worker_seen,
+            now_ms: self.clock.now_ms(),
+        };
+        snapshot.component_page(component, window).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "topology {name:?} has no component {component:?}; it has {}",
+                snapshot
+                    .components(true)
+                    .iter()
+                    .map(|(id, _)| format!("{id:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// Seconds since each worker of `assignment` last reported.
+    fn worker_seen(
+        &self,
+        name: &str,
+        assignment: Option<&Assignment>,
+    ) -> HashMap<(String, u16), u64> {
+        let now = Instant::now();
+        let hb = self.heartbeats();
+        assignment
+            .into_iter()
+            .flat_map(|a| &a.workers)
+            .filter_map(|w| {
+                hb.worker_seen(name, &w.host, w.port)
+                    .map(|at| ((w.host.clone(), w.port), now.duration_since(at).as_secs()))
+            })
+            .collect()
+    }
+
+    /// The base URL of the log server of the supervisor offering `host:port` for `name`'s
+    /// worker: the one of the current assignment, else any known supervisor on that host
+    /// offering that port.
+    pub(crate) async fn log_server(
+        &self,
+        name: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<String, ApiError> {
+        checked_name(name)?;
+        let core = self.core.read().await;
+        core.record(name)?;
+        let assigned = core
+            .durable
+            .assignments
+            .get(name)
+            .and_then(|a| a.slot(host, port))
+            .map(|w| w.supervisor.clone());
+        let hb = self.heartbeats();
+        let found = match assigned
+            .as_deref()
+            .and_then(|id| hb.supervisor(id).map(|s| (id, s)))
+        {
+            Some((id, (_, _, http))) => Some((id.to_string(), http)),
+            None => hb
+                .supervisors()
+                .find(|(_, h, slots, _)| *h == host && slots.contains(&port))
+                .map(|(id, _, _, http)| (id.to_string(), http)),
+        };
+        match found {
+            Some((_, Some(url))) => Ok(url.to_string()),
+            Some((id, None)) => Err(ApiError::not_found(format!(
+                "supervisor {id:?} (running {host}:{port}) serves no worker logs: its \
+                 http_listen is off"
+            ))),
+            None => Err(ApiError::not_found(format!(
+                "no known supervisor offers {host}:{port} for topology {name:?}"
+            ))),
+        }
+    }
+
+    /// `GET /metrics`: the Prometheus text of every task and the cluster.
+    pub(crate) async fn prometheus_text(&self) -> Result<String, ApiError> {
+        let summary = self.cluster_summary().await;
+        let core = self.core.read().await;
+        let now_ms = self.clock.now_ms();
+        let metrics = self.metrics();
+        let topologies: Vec<crate::prometheus::TopologyMetrics<'_>> = core
+            .durable
+            .topologies
+            .values()
+            .map(|rec| crate::prometheus::TopologyMetrics {
+                name: &rec.name,
+                state: rec.state,
+                workers: core
+                    .durable
+                    .assignments
+                    .get(&rec.name)
+                    .map_or(0, |a| a.workers.len() as u32),
+                tasks: metrics.tasks(&rec.name),
+            })
+            .collect();
+        crate::prometheus::encode(&summary, &topologies, now_ms)
+            .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))
     }
 
     /// `GET /api/v1/topology/{name}/assignment`.
@@ -449,13 +628,35 @@ impl Cluster {
             total += s.slots_total;
             used += s.slots_used.min(s.slots_total);
         }
+        let (executors_total, tasks_total) = {
+            let core = self.core.read().await;
+            let executors = core
+                .durable
+                .assignments
+                .values()
+                .flat_map(|a| &a.workers)
+                .map(|w| w.executors.len() as u32)
+                .sum();
+            let tasks = core
+                .durable
+                .topologies
+                .values()
+                .map(|r| TaskLayout::of(&r.spec).max_task())
+                .sum();
+            (executors, tasks)
+        };
+        let uptime = self.timeouts.started.elapsed().as_secs();
         ClusterSummary {
             supervisors: count,
             slots_total: total,
             slots_used: used,
             slots_free: total - used,
             topologies,
-            nimbus_uptime_seconds: self.timeouts.started.elapsed().as_secs(),
+            nimbus_uptime_seconds: uptime,
+            nimbus_uptime: pretty_duration(uptime),
+            executors_total,
+            tasks_total,
+            tempest_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 
@@ -513,7 +714,9 @@ impl Cluster {
         if current.is_some() {
             let max_task = TaskLayout::of(&rec.spec).max_task();
             self.heartbeats()
-                .record_worker(hb, max_task, Instant::now());
+                .record_worker(&hb.topology, &hb.host, hb.port, Instant::now());
+            self.metrics()
+                .record_worker(hb, max_task, self.clock.now_ms());
         }
         Ok(WorkerDirective {
             state: rec.state,

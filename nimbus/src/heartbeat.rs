@@ -1,14 +1,12 @@
-//! What the heartbeats say, kept in memory: the supervisor registry and its liveness, when each
-//! assigned worker slot last reported, and the latest metrics of every task.
+//! What the heartbeats say, kept in memory: the supervisor registry and its liveness, and when
+//! each assigned worker slot last reported. (The tasks' metrics are in `metrics_history`.)
 
 use crate::scheduler::SupervisorSlots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
-use topology_api::control::{
-    Assignment, PlacedTaskMetrics, SupervisorHeartbeat, SupervisorSummary, TaskMetrics,
-    WorkerHeartbeat,
-};
+use topology_api::control::stats::pretty_duration;
+use topology_api::control::{Assignment, SupervisorHeartbeat, SupervisorSummary};
 
 /// Errors kept per task (the most recent).
 pub(crate) const MAX_ERRORS_PER_TASK: usize = 10;
@@ -49,23 +47,12 @@ pub(crate) struct DeadSlot {
     pub(crate) reason: String,
 }
 
-/// A task's latest metrics and where they came from.
-#[derive(Debug, Clone)]
-struct TaskEntry {
-    host: String,
-    port: u16,
-    at: Instant,
-    metrics: TaskMetrics,
-}
-
 /// Everything learned from heartbeats.
 #[derive(Debug, Default)]
 pub(crate) struct Heartbeats {
     supervisors: BTreeMap<String, SupervisorEntry>,
     /// Last heartbeat of a worker of the current assignment version, by (topology, host, port).
     workers: HashMap<(String, String, u16), Instant>,
-    /// Latest metrics by topology and task id.
-    metrics: HashMap<String, BTreeMap<u32, TaskEntry>>,
 }
 
 /// Checks a supervisor heartbeat's fields.
@@ -257,73 +244,53 @@ impl Heartbeats {
         dead
     }
 
-    /// Records a worker heartbeat of the current assignment: its slot is alive, and its tasks'
-    /// metrics (task ids up to `max_task`) replace the previous ones.
-    pub(crate) fn record_worker(&mut self, hb: WorkerHeartbeat, max_task: u32, now: Instant) {
+    /// Records a worker heartbeat of the current assignment: its slot is alive.
+    pub(crate) fn record_worker(&mut self, topology: &str, host: &str, port: u16, now: Instant) {
         self.workers
-            .insert((hb.topology.clone(), hb.host.clone(), hb.port), now);
-        let tasks = self.metrics.entry(hb.topology).or_default();
-        for mut m in hb.tasks {
-            if m.task_id == 0 || m.task_id > max_task {
-                continue;
-            }
-            let excess = m.errors.len().saturating_sub(MAX_ERRORS_PER_TASK);
-            m.errors.drain(..excess);
-            for e in &mut m.errors {
-                if e.error.len() > MAX_ERROR_CHARS {
-                    let mut cut = MAX_ERROR_CHARS;
-                    while !e.error.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    e.error.truncate(cut);
-                    e.error.push('…');
-                }
-            }
-            tasks.insert(
-                m.task_id,
-                TaskEntry {
-                    host: hb.host.clone(),
-                    port: hb.port,
-                    at: now,
-                    metrics: m,
-                },
-            );
-        }
+            .insert((topology.to_string(), host.to_string(), port), now);
     }
 
-    /// The latest metrics of a topology's tasks, by task id.
-    pub(crate) fn task_metrics(&self, topology: &str, now: Instant) -> Vec<PlacedTaskMetrics> {
-        self.metrics
-            .get(topology)
-            .map(|tasks| {
-                tasks
-                    .values()
-                    .map(|e| PlacedTaskMetrics {
-                        host: e.host.clone(),
-                        port: e.port,
-                        last_heartbeat_secs: now.duration_since(e.at).as_secs(),
-                        metrics: e.metrics.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// When the worker on `host:port` of `topology` last reported, if it has.
+    pub(crate) fn worker_seen(&self, topology: &str, host: &str, port: u16) -> Option<Instant> {
+        self.workers
+            .get(&(topology.to_string(), host.to_string(), port))
+            .copied()
+    }
+
+    /// A supervisor's host, slots and log server URL (if it has one), by id.
+    pub(crate) fn supervisor(&self, id: &str) -> Option<(&str, &[u16], Option<&str>)> {
+        self.supervisors
+            .get(id)
+            .map(|e| (e.host.as_str(), e.slots.as_slice(), e.http.as_deref()))
+    }
+
+    /// Every known supervisor: id, host, slots and log server URL.
+    pub(crate) fn supervisors(
+        &self,
+    ) -> impl Iterator<Item = (&str, &str, &[u16], Option<&str>)> + '_ {
+        self.supervisors.iter().map(|(id, e)| {
+            (
+                id.as_str(),
+                e.host.as_str(),
+                e.slots.as_slice(),
+                e.http.as_deref(),
+            )
+        })
     }
 
     /// Forgets what workers of a removed topology said.
     pub(crate) fn forget_topology(&mut self, topology: &str) {
-        self.metrics.remove(topology);
         self.workers.retain(|(t, _, _), _| t != topology);
     }
 
-    /// Forgets worker liveness of slots no assignment has any more, metrics of topologies that
-    /// are gone, and supervisors silent for [`FORGET_SUPERVISOR_AFTER`].
+    /// Forgets worker liveness of slots no assignment has any more, and supervisors silent for
+    /// [`FORGET_SUPERVISOR_AFTER`].
     pub(crate) fn prune(&mut self, assignments: &BTreeMap<String, Assignment>, now: Instant) {
         self.workers.retain(|(t, host, port), _| {
             assignments
                 .get(t)
                 .is_some_and(|a| a.slot(host, *port).is_some())
         });
-        self.metrics.retain(|t, _| assignments.contains_key(t));
         self.supervisors.retain(|id, e| {
             let keep = now.duration_since(e.last_seen) < FORGET_SUPERVISOR_AFTER;
             if !keep {
@@ -346,6 +313,7 @@ impl Heartbeats {
                 id: id.clone(),
                 host: e.host.clone(),
                 uptime_seconds: now.duration_since(e.first_seen).as_secs(),
+                uptime: pretty_duration(now.duration_since(e.first_seen).as_secs()),
                 slots_total: e.slots.len() as u32,
                 slots_used: used(id),
                 last_heartbeat_secs: now.duration_since(e.last_seen).as_secs(),
@@ -359,7 +327,7 @@ impl Heartbeats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::control::{TaskError, WorkerSlot};
+    use topology_api::control::WorkerSlot;
 
     fn timeouts(started: Instant) -> Timeouts {
         Timeouts {
@@ -451,17 +419,7 @@ mod tests {
         let a = assignment(&[("s", 6700), ("s", 6701)]);
         tokio::time::advance(Duration::from_secs(25)).await;
         h.record_supervisor(hb("s", &[6700, 6701]), Instant::now(), &t);
-        h.record_worker(
-            WorkerHeartbeat {
-                topology: "t".into(),
-                host: "h".into(),
-                port: 6700,
-                version: 1,
-                tasks: vec![],
-            },
-            10,
-            Instant::now(),
-        );
+        h.record_worker("t", "h", 6700, Instant::now());
         tokio::time::advance(Duration::from_secs(10)).await;
         h.record_supervisor(hb("s", &[6700, 6701]), Instant::now(), &t);
         let dead = h.dead_slots(&a, start, Instant::now(), &t);
@@ -472,49 +430,5 @@ mod tests {
         let dead = h.dead_slots(&a, Instant::now(), Instant::now(), &t);
         assert_eq!(dead.len(), 1);
         assert!(dead[0].reason.contains("no longer offers port 6700"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn metrics_keep_the_latest_per_task_and_few_errors() {
-        let t0 = Instant::now();
-        let mut h = Heartbeats::default();
-        let errors: Vec<TaskError> = (0..50)
-            .map(|i| TaskError {
-                time_secs: i,
-                error: "x".repeat(5_000),
-            })
-            .collect();
-        let tasks = vec![
-            TaskMetrics {
-                task_id: 1,
-                emitted: 5,
-                errors,
-                ..TaskMetrics::default()
-            },
-            TaskMetrics {
-                task_id: 99,
-                ..TaskMetrics::default()
-            },
-        ];
-        let wh = WorkerHeartbeat {
-            topology: "t".into(),
-            host: "h".into(),
-            port: 6700,
-            version: 1,
-            tasks,
-        };
-        h.record_worker(wh, 10, t0);
-        tokio::time::advance(Duration::from_secs(3)).await;
-        let m = h.task_metrics("t", Instant::now());
-        assert_eq!(m.len(), 1, "task 99 is not a task of the topology");
-        assert_eq!(m[0].last_heartbeat_secs, 3);
-        assert_eq!(m[0].metrics.errors.len(), MAX_ERRORS_PER_TASK);
-        assert_eq!(
-            m[0].metrics.errors[0].time_secs, 40,
-            "the most recent are kept"
-        );
-        assert!(m[0].metrics.errors[0].error.len() <= MAX_ERROR_CHARS + 3);
-        h.forget_topology("t");
-        assert!(h.task_metrics("t", Instant::now()).is_empty());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Serves the control-plane HTTP API (`docs/design/control-plane.md`): stores topology binaries
 //! by sha256, keeps topologies and assignments in an embedded durable store, tracks supervisor
-//! and worker heartbeats, and schedules topologies onto the supervisors' slots.
+//! and worker heartbeats, and schedules topologies onto the supervisors' slots. It also serves
+//! the monitoring REST API, `/metrics` and the worker-log proxy (`docs/design/rest-api.md`),
+//! from a bounded history of the metrics workers send.
 //!
 //! [`serve`] starts it on a bound listener and returns a [`NimbusHandle`] to stop it:
 //!
@@ -20,16 +22,25 @@
 mod api;
 mod artifacts;
 mod auth;
+mod clock;
 mod cluster;
 mod config;
 mod error;
+mod graph_rates;
 mod heartbeat;
 mod linger;
+mod log_proxy;
+mod metrics_history;
+mod prometheus;
 mod reconcile;
 mod scheduler;
 mod state;
 mod store;
+mod storm_api;
+mod topology_view;
+mod ui;
 
+pub use clock::Clock;
 pub use cluster::ClusterSummary;
 pub use config::{ConfigError, NimbusConfig};
 pub use error::NimbusError;
@@ -56,16 +67,29 @@ pub async fn serve(
     listener: TcpListener,
     config: NimbusConfig,
 ) -> Result<NimbusHandle, NimbusError> {
+    serve_with_clock(listener, config, Clock::system()).await
+}
+
+/// [`serve`], with the metrics history stamped by `clock` (tests move it to check windows of
+/// hours in an instant).
+pub async fn serve_with_clock(
+    listener: TcpListener,
+    config: NimbusConfig,
+    clock: Clock,
+) -> Result<NimbusHandle, NimbusError> {
     config.validate()?;
     let addr = listener.local_addr().map_err(NimbusError::Server)?;
-    let secret = config.secret.as_deref().map(auth::Secret::new);
+    let secret = config
+        .secret
+        .as_deref()
+        .map(topology_api::control::SecretDigest::new);
     if secret.is_none() {
         tracing::warn!(
             "no cluster secret configured (TEMPEST_SECRET or `secret` in the config file): \
              anyone who can reach {addr} can submit and run code on this cluster"
         );
     }
-    let cluster = Arc::new(cluster::Cluster::open(&config).await?);
+    let cluster = Arc::new(cluster::Cluster::open(&config, clock).await?);
     let cancel = CancellationToken::new();
     let scheduler = tokio::spawn(cluster.clone().run_scheduler(cancel.clone()));
     let app = api::router(cluster, secret).into_make_service_with_connect_info::<SocketAddr>();

@@ -96,6 +96,7 @@ async fn list(State(s): State<Stub>, headers: HeaderMap) -> Response {
             name: "wc".into(),
             status: TopologyState::Active,
             uptime_seconds: 192,
+            uptime: "3m 12s".into(),
             workers_total: 2,
             executors_total: 7,
             tasks_total: 9,
