@@ -1,13 +1,19 @@
-//! Tuples between workers: one TCP connection per worker pair, carrying length-prefixed
-//! rmp-serde frames of batches.
+//! Tuples between workers: per worker pair, two TCP connections ("lanes") carrying
+//! length-prefixed rmp-serde frames of batches.
 //!
-//! Of each pair, the worker with the lower address dials and the other accepts; both then use the
-//! one connection in both directions. The dialer opens with a `Hello` carrying the cluster secret,
-//! the topology and the assignment version; anything else is refused. Each peer has a bounded
-//! queue (the [`Transfer`] entries of its tasks point to it), so a slow or unreachable peer
-//! backpressures its producers. Batches that cannot be delivered (the connection broke, or the
-//! peer stayed unreachable for [`HOLD`]) fail their tracked tuple trees through the acker, so
-//! their spouts replay them: nothing is dropped silently.
+//! - The **data** lane carries tuples to bolt tasks; the **control** lane carries acker messages
+//!   and tree outcomes to acker and spout tasks. Inside a worker, the spout -> bolts -> acker ->
+//!   spout cycle cannot deadlock because ackers and spouts always drain their queues; across
+//!   workers that only holds if their traffic never waits behind tuples stuck on a full bolt
+//!   queue (head-of-line blocking on a shared connection). Separate lanes keep it true.
+//! - Of each pair, the worker with the lower address dials both lanes; each connection is then
+//!   used in both directions. The dialer opens with a `Hello` carrying the cluster secret, the
+//!   topology, the assignment version and the lane; anything else is refused.
+//! - Each peer lane has a bounded queue (the [`Transfer`] entries of the peer's tasks point to
+//!   it), so a slow or unreachable peer backpressures its producers. Batches that cannot be
+//!   delivered (the connection broke, or the peer stayed unreachable for [`HOLD`]) fail their
+//!   tracked tuple trees through the acker, so their spouts replay them: nothing is dropped
+//!   silently.
 
 use crate::acker::{AckerMsg, TreeOutcome};
 use crate::spec::TopologySpec;
@@ -88,6 +94,15 @@ struct WireEnvelope {
     payload: WirePayload,
 }
 
+/// Which of a worker pair's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Lane {
+    /// Tuples to bolts.
+    Data,
+    /// Acker messages and tree outcomes (to ackers and spouts, which always drain).
+    Control,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Frame {
     Hello {
@@ -95,6 +110,7 @@ enum Frame {
         topology: String,
         version: u64,
         from: String,
+        lane: Lane,
     },
     Batches(Vec<WireEnvelope>),
 }
@@ -178,6 +194,15 @@ pub(crate) struct PeerSpec {
     pub tasks: Vec<u32>,
 }
 
+/// The lane traffic to `task` takes: control for ackers and spouts, data for bolts.
+fn lane_of(task: u32, control_tasks: &[u32]) -> Lane {
+    if control_tasks.binary_search(&task).is_ok() {
+        Lane::Control
+    } else {
+        Lane::Data
+    }
+}
+
 /// Where undeliverable tuples' trees get failed.
 #[derive(Clone)]
 struct FailRoute {
@@ -227,14 +252,15 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Sets up queues and connections to `peers`. Call [`Transport::run`] once the local
-    /// executors' queues exist.
+    /// Sets up queues and connections to `peers`. `control_tasks` are the acker and spout tasks
+    /// (sorted). Call [`Transport::run`] once the local executors' queues exist.
     pub(crate) fn new(
         me: Identity,
         listener: TcpListener,
         peers: Vec<PeerSpec>,
         spec: &TopologySpec,
         ackers: Range<u32>,
+        control_tasks: Vec<u32>,
         queue_capacity: usize,
     ) -> Self {
         let table = Arc::new(StreamTable::of(spec));
@@ -242,29 +268,34 @@ impl Transport {
         let mut remote = Transfer::new(max_task);
         let mut links = Vec::new();
         for p in peers {
-            let (tx, rx) = mpsc::channel::<Envelope>(queue_capacity);
-            for &t in &p.tasks {
-                remote.add(t, tx.clone());
+            let p = Arc::new(p);
+            for lane in [Lane::Data, Lane::Control] {
+                let (tx, rx) = mpsc::channel::<Envelope>(queue_capacity);
+                for &t in &p.tasks {
+                    if lane_of(t, &control_tasks) == lane {
+                        remote.add(t, tx.clone());
+                    }
+                }
+                let (conn_tx, conn_rx) = mpsc::channel::<TcpStream>(1);
+                links.push((p.clone(), lane, rx, conn_tx, conn_rx));
             }
-            let (conn_tx, conn_rx) = mpsc::channel::<TcpStream>(1);
-            links.push((p, rx, conn_tx, conn_rx));
         }
         let remote_for_routes = remote.clone();
         let start = move |local: Transfer| {
             let routes = local.merged(&remote_for_routes);
             let fail = FailRoute { routes, ackers };
             let mut acceptors = FxHashMap::default();
-            for (p, rx, conn_tx, conn_rx) in links {
-                let dial = me.address < p.address;
+            for (p, lane, rx, conn_tx, conn_rx) in links {
                 let need = Arc::new(Notify::new());
-                if dial {
-                    tokio::spawn(dialer(p.address.clone(), me.clone(), conn_tx, need.clone()));
+                if me.address < p.address {
+                    let to = (p.address.clone(), lane);
+                    tokio::spawn(dialer(to, me.clone(), conn_tx, need.clone()));
                 } else {
-                    acceptors.insert(p.address.clone(), conn_tx);
+                    acceptors.insert((p.address.clone(), lane), conn_tx);
                 }
                 let link = PeerLink {
-                    address: p.address,
-                    tasks: p.tasks,
+                    peer: p,
+                    lane,
                     queue: rx,
                     connections: conn_rx,
                     need,
@@ -294,7 +325,7 @@ impl Transport {
 async fn accept_loop(
     listener: TcpListener,
     me: Identity,
-    acceptors: FxHashMap<String, mpsc::Sender<TcpStream>>,
+    acceptors: FxHashMap<(String, Lane), mpsc::Sender<TcpStream>>,
 ) {
     loop {
         let (mut stream, peer) = match listener.accept().await {
@@ -312,6 +343,7 @@ async fn accept_loop(
                 topology,
                 version,
                 from,
+                lane,
             })) => {
                 let secret_ok: bool =
                     subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), me.secret.as_bytes()).into();
@@ -323,7 +355,7 @@ async fn accept_loop(
                     tracing::warn!(%peer, %topology, version, "refused a worker connection from another topology or assignment version");
                     continue;
                 }
-                from
+                (from, lane)
             }
             Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
                 tracing::warn!(%peer, "refused a worker connection: no valid hello");
@@ -331,11 +363,13 @@ async fn accept_loop(
             }
         };
         match acceptors.get(&from) {
+            // Handed over without blocking the accept loop (the link takes it when it is free).
             Some(tx) => {
-                let _ = tx.send(stream).await;
+                let tx = tx.clone();
+                tokio::spawn(async move { tx.send(stream).await });
             }
             None => {
-                tracing::warn!(%peer, %from, "refused a worker connection from a worker that is not a peer")
+                tracing::warn!(%peer, from = %from.0, "refused a worker connection from a worker that is not a peer")
             }
         }
     }
@@ -343,7 +377,7 @@ async fn accept_loop(
 
 /// Dials a peer whenever its link needs a connection, with back-off, and hands it over.
 async fn dialer(
-    address: String,
+    (address, lane): (String, Lane),
     me: Identity,
     connections: mpsc::Sender<TcpStream>,
     need: Arc<Notify>,
@@ -359,6 +393,7 @@ async fn dialer(
                     topology: me.topology.clone(),
                     version: me.version,
                     from: me.address.clone(),
+                    lane,
                 };
                 write_frame(&mut s, &hello).await?;
                 std::io::Result::Ok(s)
@@ -380,8 +415,8 @@ async fn dialer(
 
 /// The traffic to and from one peer.
 struct PeerLink {
-    address: String,
-    tasks: Vec<u32>,
+    peer: Arc<PeerSpec>,
+    lane: Lane,
     queue: mpsc::Receiver<Envelope>,
     connections: mpsc::Receiver<TcpStream>,
     need: Arc<Notify>,
@@ -404,23 +439,23 @@ impl PeerLink {
                         None => return,
                     },
                     env = self.queue.recv(), if !holding => match env {
-                        Some(env) => failed += self.fail.fail(env, &self.tasks),
+                        Some(env) => failed += self.fail.fail(env, &self.peer.tasks),
                         None => return,
                     },
                     _ = tokio::time::sleep_until(disconnected + HOLD), if holding => {}
                 }
             };
             if failed > 0 {
-                tracing::warn!(peer = %self.address, failed, "failed tuple trees while the worker was unreachable");
+                tracing::warn!(peer = %self.peer.address, lane = ?self.lane, failed, "failed tuple trees while the worker was unreachable");
             }
-            tracing::info!(peer = %self.address, "connected to worker");
+            tracing::info!(peer = %self.peer.address, lane = ?self.lane, "connected to worker");
             let _ = stream.set_nodelay(true);
             let (rd, mut wr) = stream.into_split();
             let mut reader = tokio::spawn(read_loop(
                 rd,
                 self.local.clone(),
                 self.table.clone(),
-                self.address.clone(),
+                self.peer.address.clone(),
             ));
             loop {
                 tokio::select! {
@@ -443,9 +478,9 @@ impl PeerLink {
                             let failed: usize = lost
                                 .into_iter()
                                 .filter_map(|w| from_wire(w, &self.table).ok())
-                                .map(|env| self.fail.fail(env, &self.tasks))
+                                .map(|env| self.fail.fail(env, &self.peer.tasks))
                                 .sum();
-                            tracing::warn!(peer = %self.address, failed, "lost the connection to worker: {e}");
+                            tracing::warn!(peer = %self.peer.address, lane = ?self.lane, failed, "lost the connection to worker: {e}");
                             reader.abort();
                             break;
                         }

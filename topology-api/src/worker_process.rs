@@ -9,7 +9,7 @@ use crate::config::{RuntimeSettings, TOPOLOGY_SPOUT_SPIN_MICROS};
 use crate::control::{Assignment, WorkerHeartbeat, SECRET_ENV};
 use crate::executor::TopologyStatus;
 use crate::metrics::MetricsBoard;
-use crate::spec::{TaskLayout, ACKER_COMPONENT};
+use crate::spec::{ComponentKind, TaskLayout, ACKER_COMPONENT};
 use crate::transport::{Identity, PeerSpec, Transport};
 use crate::worker::{spawn_executors, RunError};
 use std::path::PathBuf;
@@ -151,7 +151,23 @@ pub async fn run_worker(
         version: assignment.version,
         secret,
     };
-    let transport = Transport::new(me, listener, peers, &spec, ackers, settings.receive_buffer);
+    let mut control_tasks: Vec<u32> = spec
+        .components
+        .iter()
+        .filter(|c| c.kind == ComponentKind::Spout)
+        .flat_map(|c| layout.tasks(&c.id))
+        .chain(layout.tasks(ACKER_COMPONENT))
+        .collect();
+    control_tasks.sort_unstable();
+    let transport = Transport::new(
+        me,
+        listener,
+        peers,
+        &spec,
+        ackers,
+        control_tasks,
+        settings.receive_buffer,
+    );
 
     // Spouts start in the state Nimbus reports; if Nimbus is unreachable, active.
     let board = Arc::new(MetricsBoard::default());
