@@ -17,6 +17,17 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_SLOTS: [u16; 4] = [6700, 6701, 6702, 6703];
 /// Default seconds between heartbeats.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 2;
+/// The `http_listen` value that disables the log server.
+pub const HTTP_OFF: &str = "off";
+
+/// The default `http_listen` for a host: that address, a port the OS picks (`<host>:0`).
+pub fn default_http_listen(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:0")
+    } else {
+        format!("{host}:0")
+    }
+}
 
 /// Everything a supervisor needs to run. Build it with [`SupervisorConfig::default`] and set
 /// fields, or with [`SupervisorConfig::resolve`] from a file, flags and the environment.
@@ -39,6 +50,10 @@ pub struct SupervisorConfig {
     /// Fixed supervisor id (`id`; default none: an id is generated once and kept in
     /// `<data_dir>/supervisor-id`).
     pub id: Option<String>,
+    /// Where the log server (the workers' logs over HTTP) listens (`http_listen`; default
+    /// `<host>:0`: the workers' address on a port the OS picks, reported to Nimbus in each
+    /// heartbeat). `None` (`"off"` in the file or flag) disables it.
+    pub http_listen: Option<String>,
     /// The cluster secret (top-level `secret`, or `TEMPEST_SECRET`; default none). Sent to
     /// Nimbus and handed to workers in their environment; never logged.
     pub secret: Option<String>,
@@ -85,6 +100,7 @@ impl Default for SupervisorConfig {
             slots: DEFAULT_SLOTS.to_vec(),
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
             id: None,
+            http_listen: Some(default_http_listen(DEFAULT_HOST)),
             secret: None,
             timings: Timings::default(),
         }
@@ -100,6 +116,7 @@ impl fmt::Debug for SupervisorConfig {
             .field("slots", &self.slots)
             .field("heartbeat_secs", &self.heartbeat_secs)
             .field("id", &self.id)
+            .field("http_listen", &self.http_listen)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("timings", &self.timings)
             .finish()
@@ -121,6 +138,8 @@ pub struct ConfigOverrides {
     pub heartbeat_secs: Option<u64>,
     /// `--id`.
     pub id: Option<String>,
+    /// `--http-listen` (`off` disables the log server).
+    pub http_listen: Option<String>,
 }
 
 /// Why the configuration is not usable.
@@ -166,6 +185,7 @@ struct SupervisorSection {
     slots: Option<Vec<u16>>,
     heartbeat_secs: Option<u64>,
     id: Option<String>,
+    http_listen: Option<String>,
 }
 
 impl SupervisorConfig {
@@ -212,19 +232,26 @@ impl SupervisorConfig {
         let s = parsed.supervisor;
         let d = SupervisorConfig::default();
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let host = flags.host.or(s.host).unwrap_or(d.host);
+        let http_listen = match flags.http_listen.or(s.http_listen) {
+            Some(v) if v.trim().eq_ignore_ascii_case(HTTP_OFF) => None,
+            Some(v) => Some(v.trim().to_string()),
+            None => Some(default_http_listen(&host)),
+        };
         let config = SupervisorConfig {
             nimbus: non_empty(flags.nimbus)
                 .or(non_empty(env_nimbus))
                 .or(s.nimbus)
                 .unwrap_or(d.nimbus),
             data_dir: flags.data_dir.or(s.data_dir).unwrap_or(d.data_dir),
-            host: flags.host.or(s.host).unwrap_or(d.host),
+            host,
             slots: flags.slots.or(s.slots).unwrap_or(d.slots),
             heartbeat_secs: flags
                 .heartbeat_secs
                 .or(s.heartbeat_secs)
                 .unwrap_or(d.heartbeat_secs),
             id: flags.id.or(s.id),
+            http_listen,
             secret: non_empty(env_secret).or(non_empty(parsed.secret)),
             timings: d.timings,
         };
@@ -265,6 +292,17 @@ impl SupervisorConfig {
         }
         if self.nimbus.trim().is_empty() {
             return bad("nimbus URL is empty".into());
+        }
+        if let Some(listen) = &self.http_listen {
+            let port_ok = listen
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                return bad(format!(
+                    "http_listen {listen:?} is not ADDRESS:PORT (e.g. 0.0.0.0:8000, or \
+                     127.0.0.1:0 for a port the OS picks) nor \"off\""
+                ));
+            }
         }
         Ok(())
     }
@@ -308,6 +346,7 @@ mod tests {
         assert_eq!(c.host, "127.0.0.1");
         assert_eq!(c.slots, vec![6700, 6701, 6702, 6703]);
         assert_eq!(c.heartbeat_secs, 2);
+        assert_eq!(c.http_listen.as_deref(), Some("127.0.0.1:0"));
         assert_eq!(c.timings.kill_grace, Duration::from_secs(5));
     }
 
@@ -347,6 +386,7 @@ mod tests {
             data_dir: Some("/d".into()),
             id: Some("x".into()),
             nimbus: None,
+            http_listen: None,
         };
         let p = Path::new("t.toml");
         let c = SupervisorConfig::resolve(
@@ -361,6 +401,11 @@ mod tests {
         assert_eq!(c.heartbeat_secs, 7);
         assert_eq!(c.data_dir, PathBuf::from("/d"));
         assert_eq!(c.id.as_deref(), Some("x"));
+        assert_eq!(
+            c.http_listen.as_deref(),
+            Some("flag-host:0"),
+            "the default follows the host"
+        );
         assert_eq!(c.nimbus, "http://env:2", "env beats the file");
         assert_eq!(
             c.secret.as_deref(),
@@ -405,6 +450,30 @@ mod tests {
         assert!(e.to_string().contains("heartbeat_secs = 0"), "{e}");
         let e = resolve("[supervisor]\nid = \"a/b\"\n", ConfigOverrides::default()).unwrap_err();
         assert!(e.to_string().contains("\"a/b\""), "{e}");
+    }
+
+    #[test]
+    fn the_log_server_can_be_placed_or_turned_off() {
+        let c = resolve(
+            "[supervisor]\nhttp_listen = \"0.0.0.0:8000\"\n",
+            ConfigOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.http_listen.as_deref(), Some("0.0.0.0:8000"));
+        let off = ConfigOverrides {
+            http_listen: Some("off".into()),
+            ..ConfigOverrides::default()
+        };
+        let c = resolve("[supervisor]\nhttp_listen = \"0.0.0.0:8000\"\n", off).unwrap();
+        assert_eq!(c.http_listen, None, "the flag beats the file");
+        let c = resolve("[supervisor]\nhost = \"::1\"\n", ConfigOverrides::default()).unwrap();
+        assert_eq!(c.http_listen.as_deref(), Some("[::1]:0"));
+        let e = resolve(
+            "[supervisor]\nhttp_listen = \"8000\"\n",
+            ConfigOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("http_listen \"8000\""), "{e}");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Heartbeat {
     pub slots: Vec<u16>,
     /// Time between heartbeats.
     pub interval: Duration,
+    /// Base URL of its log server, if it runs one.
+    pub http: Option<String>,
 }
 
 impl Heartbeat {
@@ -49,7 +51,7 @@ impl Heartbeat {
                 host: self.host.clone(),
                 slots: self.slots.clone(),
                 workers: workers.borrow().clone(),
-                http: None,
+                http: self.http.clone(),
             };
             let answer = tokio::time::timeout(timeout, self.client.supervisor_heartbeat(&hb))
                 .await

@@ -5,7 +5,8 @@
 //! assigned topology and version running on that port: started in its own process group,
 //! restarted with a back-off when it exits, replaced when the assignment changes, stopped
 //! (SIGTERM, then SIGKILL) when the slot is taken away. A restarted supervisor adopts the
-//! workers it finds running. The behaviour is specified in `docs/design/control-plane.md`.
+//! workers it finds running. It serves its workers' log files over HTTP ([`log_server`]). The
+//! behaviour is specified in `docs/design/control-plane.md` and `docs/design/rest-api.md`.
 //!
 //! [`run`] is the daemon; [`SupervisorConfig`] its configuration.
 #![warn(missing_docs, unreachable_pub)]
@@ -15,6 +16,7 @@ pub mod artifacts;
 pub mod config;
 pub mod data_dir;
 pub mod heartbeat;
+pub mod log_server;
 pub mod process;
 pub mod reconcile;
 pub mod slots;

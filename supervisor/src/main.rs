@@ -31,6 +31,10 @@ struct Args {
     /// Fixed supervisor id [default: generated once, kept in <data-dir>/supervisor-id].
     #[arg(long)]
     id: Option<String>,
+    /// Address of the worker-log HTTP server, ADDRESS:PORT or "off" [default: <host>:0, a port
+    /// the OS picks, reported to Nimbus].
+    #[arg(long)]
+    http_listen: Option<String>,
 }
 
 #[tokio::main]
@@ -49,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         slots: args.slots,
         heartbeat_secs: args.heartbeat_secs,
         id: args.id,
+        http_listen: args.http_listen,
     };
     let config = SupervisorConfig::load(
         args.config.as_deref(),

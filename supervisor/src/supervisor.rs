@@ -7,6 +7,7 @@ use crate::artifacts::ArtifactCache;
 use crate::config::{SupervisorConfig, Timings};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::heartbeat::Heartbeat;
+use crate::log_server;
 use crate::reconcile::{desired_workers, reconcile, restart_delay, Action, DesiredWorker};
 use crate::slots::{LaunchSettings, Slots};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +34,14 @@ pub enum SupervisorError {
     /// The heartbeat task ended unexpectedly (it panicked).
     #[error("the heartbeat task stopped unexpectedly")]
     HeartbeatStopped,
+    /// The log server could not listen on `http_listen`.
+    #[error("cannot serve worker logs on http_listen {listen:?}: {reason} (choose another address, or \"off\")")]
+    LogServer {
+        /// The address.
+        listen: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Runs a supervisor until `shutdown` completes. Its workers keep running after it returns
@@ -71,6 +80,23 @@ pub async fn run(
         slots.adopt(worker, now);
     }
 
+    let log_server = match &config.http_listen {
+        Some(listen) => Some(
+            log_server::start(
+                listen,
+                &config.host,
+                dir.logs_dir(),
+                config.secret.as_deref(),
+            )
+            .await
+            .map_err(|e| SupervisorError::LogServer {
+                listen: listen.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
+
     let (workers_tx, workers_rx) = watch::channel(slots.running_workers());
     let (assignments_tx, mut assignments_rx) = watch::channel(None);
     let heartbeat = Heartbeat {
@@ -79,6 +105,7 @@ pub async fn run(
         host: config.host.clone(),
         slots: config.slots.clone(),
         interval: config.heartbeat_interval(),
+        http: log_server.as_ref().map(|s| s.url().to_string()),
     };
     let heartbeat_task = tokio::spawn(heartbeat.run(workers_rx, assignments_tx));
 
@@ -135,6 +162,9 @@ pub async fn run(
     };
     heartbeat_task.abort();
     node.downloads.abort_all();
+    if let Some(s) = log_server {
+        s.stop();
+    }
     tracing::info!("supervisor stopped; its workers keep running");
     result
 }

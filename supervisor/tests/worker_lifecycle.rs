@@ -151,6 +151,7 @@ fn config(nimbus: &str, data_dir: &Path) -> SupervisorConfig {
         slots: vec![PORT, PORT + 1],
         heartbeat_secs: 1,
         id: Some(ME.into()),
+        http_listen: Some("127.0.0.1:0".into()),
         secret: Some(SECRET.into()),
         timings: Timings {
             check_interval: Duration::from_millis(50),
@@ -297,6 +298,24 @@ async fn runs_restarts_keeps_replaces_adopts_and_stops_a_worker() {
     })
     .await;
     assert!(log.contains("worker args: worker --assignment"), "{log}");
+    // The log is served over HTTP, at the URL the heartbeats report.
+    let http = wait_for("a heartbeat with the log server's URL", 10, || {
+        stub.heartbeats.lock().unwrap().last()?.http.clone()
+    })
+    .await;
+    let served = reqwest::Client::new()
+        .get(format!("{http}/api/v1/log?file=wc-{PORT}.log&start=0"))
+        .header(SECRET_HEADER, SECRET)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        served.contains("worker args: worker --assignment"),
+        "{served}"
+    );
     assert!(
         log.contains("secret ok"),
         "the secret is in the environment: {log}"
