@@ -69,6 +69,17 @@ impl ClientError {
     }
 }
 
+/// A piece of a worker's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerLog {
+    /// The file's size when it was read.
+    pub file_size: u64,
+    /// The offset of the first byte of `bytes`.
+    pub start: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// A client for one Nimbus.
 #[derive(Debug, Clone)]
 pub struct NimbusClient {
@@ -283,6 +294,99 @@ impl NimbusClient {
             None,
         )
         .await
+    }
+
+    /// One topology in detail, with its component statistics of `window` (`sys`: with the
+    /// acker).
+    pub async fn describe_window(
+        &self,
+        name: &str,
+        window: stats::Window,
+        sys: bool,
+    ) -> Result<TopologyDetails, ClientError> {
+        let mut url = self.url(&["api", "v1", "topology", name]);
+        url.query_pairs_mut()
+            .append_pair("window", window.as_str())
+            .append_pair("sys", if sys { "1" } else { "0" });
+        self.get_json(&format!("describe {name:?}"), url).await
+    }
+
+    /// A component of a topology: statistics per window, per task and per worker, errors.
+    pub async fn component(
+        &self,
+        name: &str,
+        component: &str,
+        window: stats::Window,
+    ) -> Result<stats::ComponentPage, ClientError> {
+        let mut url = self.url(&["api", "v1", "topology", name, "component", component]);
+        url.query_pairs_mut()
+            .append_pair("window", window.as_str());
+        self.get_json(&format!("component {component:?} of {name:?}"), url)
+            .await
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> Result<String, ClientError> {
+        let url = self.url(&["metrics"]);
+        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(30));
+        let resp = self.send("the metrics", rb, &url).await?;
+        resp.text().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })
+    }
+
+    /// A byte range of the log of `name`'s worker on `host:port` (the last `length` bytes
+    /// without `start`; 64 KiB without `length`), through Nimbus.
+    pub async fn worker_log(
+        &self,
+        name: &str,
+        host: &str,
+        port: u16,
+        start: Option<u64>,
+        length: Option<u64>,
+    ) -> Result<WorkerLog, ClientError> {
+        let port_text = port.to_string();
+        let mut url = self.url(&["api", "v1", "topology", name, "worker-log", host, &port_text]);
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = start {
+                q.append_pair("start", &s.to_string());
+            }
+            if let Some(l) = length {
+                q.append_pair("length", &l.to_string());
+            }
+        }
+        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(30));
+        let resp = self
+            .send(&format!("the log of {host}:{port}"), rb, &url)
+            .await?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let (file_size, start) = (header("x-log-file-size"), header("x-log-start"));
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })?;
+        Ok(WorkerLog {
+            file_size,
+            start,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    async fn get_json<R: DeserializeOwned>(&self, what: &str, url: Url) -> Result<R, ClientError> {
+        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(30));
+        let resp = self.send(what, rb, &url).await?;
+        resp.json().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: format!("bad answer: {}", error_chain(&e)),
+        })
     }
 
     /// The current assignment of a topology.

@@ -28,10 +28,18 @@ pub struct TestNimbus {
 impl TestNimbus {
     /// Starts one with the default config (and [`SECRET`]), changed by `tweak`.
     pub async fn start(tweak: impl FnOnce(&mut NimbusConfig)) -> Self {
+        Self::start_with_clock(tweak, nimbus::Clock::system()).await
+    }
+
+    /// [`TestNimbus::start`] with the metrics stamped by `clock`.
+    pub async fn start_with_clock(
+        tweak: impl FnOnce(&mut NimbusConfig),
+        clock: nimbus::Clock,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = config(dir.path());
         tweak(&mut config);
-        let (handle, client, url) = serve(config).await;
+        let (handle, client, url) = serve(config, clock).await;
         TestNimbus {
             handle: Some(handle),
             client,
@@ -92,7 +100,7 @@ impl TestNimbus {
         self.stop().await;
         let mut config = config(self.dir.path());
         tweak(&mut config);
-        let (handle, client, url) = serve(config).await;
+        let (handle, client, url) = serve(config, nimbus::Clock::system()).await;
         self.handle = Some(handle);
         self.client = client;
         self.url = url;
@@ -108,9 +116,9 @@ pub fn config(dir: &Path) -> NimbusConfig {
     }
 }
 
-async fn serve(config: NimbusConfig) -> (NimbusHandle, NimbusClient, String) {
+async fn serve(config: NimbusConfig, clock: nimbus::Clock) -> (NimbusHandle, NimbusClient, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = nimbus::serve(listener, config)
+    let handle = nimbus::serve_with_clock(listener, config, clock)
         .await
         .expect("nimbus starts");
     let url = handle.url();

@@ -1,0 +1,522 @@
+//! The monitoring REST API over real HTTP (`docs/design/rest-api.md`): this test acts as the
+//! supervisors and workers, sending heartbeats with metrics at times it sets on Nimbus's clock,
+//! and checks every endpoint: windows of 10 minutes to all time across a worker restart, the
+//! component page, the graph's rates, Storm's fields, `/metrics`, the secret in either header,
+//! 404s and 400s.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use topology_api::control::stats::Window;
+use topology_api::control::{Assignment, TaskError, TaskMetrics, WorkerHeartbeat};
+use topology_api::spec::TaskLayout;
+
+/// Nimbus's clock at the start of a test (Unix ms).
+const T0: u64 = 1_700_000_000_000;
+/// The worker restarts at this second (its counters start again from zero).
+const RESTART: u64 = 7_170;
+/// The test ends at this second: 4 hours.
+const END: u64 = 14_400;
+
+/// What every task reports when it has been counting for `secs` seconds: spout tasks emit and
+/// complete 10 tuples a second (2 ms each), bolt tasks execute, emit and ack 5 a second.
+fn reports(a: &Assignment, secs: u64, capacity: f64) -> Vec<TaskMetrics> {
+    let layout = TaskLayout::of(&a.spec);
+    let spout = layout.tasks("words").map(|task_id| TaskMetrics {
+        task_id,
+        component: "words".into(),
+        emitted: 10 * secs,
+        transferred: 10 * secs,
+        acked: 10 * secs,
+        complete_latency_ms: 2.0,
+        ..TaskMetrics::default()
+    });
+    let bolt = layout.tasks("count").map(|task_id| TaskMetrics {
+        task_id,
+        component: "count".into(),
+        emitted: 5 * secs,
+        transferred: 5 * secs,
+        acked: 5 * secs,
+        executed: 5 * secs,
+        execute_latency_ms: 0.5,
+        process_latency_ms: 0.7,
+        capacity,
+        ..TaskMetrics::default()
+    });
+    spout.chain(bolt).collect()
+}
+
+fn beat(a: &Assignment, tasks: Vec<TaskMetrics>) -> WorkerHeartbeat {
+    WorkerHeartbeat {
+        topology: a.topology.clone(),
+        host: a.workers[0].host.clone(),
+        port: a.workers[0].port,
+        version: a.version,
+        tasks,
+    }
+}
+
+/// A Nimbus on a manual clock with topology "wc" (one worker on sup-a) that has run for four
+/// hours: reports every minute, then every 2 s for the last 10 minutes, and a worker restart
+/// at [`RESTART`]. The last report carries capacity 0.4 and an error 65 s old.
+async fn four_hours_of_wc() -> (TestNimbus, Assignment, Arc<AtomicU64>) {
+    let now = Arc::new(AtomicU64::new(T0));
+    let n = TestNimbus::start_with_clock(|_| {}, nimbus::Clock::manual(now.clone())).await;
+    n.client
+        .supervisor_heartbeat(&supervisor("sup-a", &[6700]))
+        .await
+        .unwrap();
+    n.submit("wc", spec(1)).await;
+    let a = n.client.assignment("wc").await.unwrap();
+    let times = (0..=END - 600)
+        .step_by(60)
+        .chain((END - 598..=END).step_by(2));
+    for t in times {
+        now.store(T0 + t * 1000, Ordering::SeqCst);
+        let counting = if t < RESTART { t } else { t - RESTART };
+        let mut tasks = reports(&a, counting, if t == END { 0.4 } else { 0.25 });
+        if t == END {
+            let count = tasks.iter_mut().find(|m| m.component == "count").unwrap();
+            count.errors.push(TaskError {
+                time_secs: T0 / 1000 + END - 65,
+                error: "bad word: \"\"".into(),
+            });
+        }
+        n.client.worker_heartbeat(&beat(&a, tasks)).await.unwrap();
+    }
+    (n, a, now)
+}
+
+/// GET `path` with the secret; the status and the JSON body.
+async fn get_json(n: &TestNimbus, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{}{path}", n.url))
+        .header("x-tempest-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Per spout task: 10/s until the last report before the restart (7140 s), then 10/s for
+/// the 7230 s after it.
+const SPOUT_TASK_ALL_TIME: u64 = 10 * 7_140 + 10 * (END - RESTART);
+
+#[tokio::test]
+async fn windows_count_what_happened_in_them_across_a_worker_restart() {
+    let (n, _a, _now) = four_hours_of_wc().await;
+    let (status, t) = get_json(&n, "/api/v1/topology/wc?window=600").await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["window"], "600");
+    assert_eq!(t["windowHint"], "10m 0s");
+    assert_eq!(t["msgTimeout"], 30);
+    assert_eq!(t["status"], "ACTIVE");
+    assert!(t["uptime"].as_str().unwrap().ends_with('s'));
+
+    // Topology totals per window: spouts and bolts emit alike (2 x 10/s = 4 x 5/s).
+    let stats = t["topologyStats"].as_array().unwrap();
+    let windows: Vec<&str> = stats
+        .iter()
+        .map(|s| s["window"].as_str().unwrap())
+        .collect();
+    assert_eq!(windows, ["600", "10800", "86400", ":all-time"]);
+    let pretty: Vec<&str> = stats
+        .iter()
+        .map(|s| s["windowPretty"].as_str().unwrap())
+        .collect();
+    assert_eq!(pretty, ["10m 0s", "3h 0m 0s", "1d 0h 0m 0s", "All time"]);
+    let spout_task = |w: &str| match w {
+        "600" => 6_000,
+        "10800" => SPOUT_TASK_ALL_TIME - 36_000,
+        _ => SPOUT_TASK_ALL_TIME,
+    };
+    for s in stats {
+        let per_task = spout_task(s["window"].as_str().unwrap());
+        assert_eq!(s["emitted"], 2 * 2 * per_task, "{s}");
+        assert_eq!(s["transferred"], 2 * 2 * per_task, "{s}");
+        assert_eq!(s["acked"], 2 * per_task, "spout trees only: {s}");
+        assert_eq!(s["failed"], 0);
+        assert_eq!(s["completeLatency"], "2.000");
+    }
+
+    // The components in the asked window.
+    let spouts = t["spouts"].as_array().unwrap();
+    assert_eq!(spouts.len(), 1);
+    let s = &spouts[0];
+    assert_eq!(s["spoutId"], "words");
+    assert_eq!(
+        (s["executors"].as_u64(), s["tasks"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(s["emitted"], 12_000);
+    assert_eq!(s["acked"], 12_000);
+    assert_eq!(s["completeLatency"], "2.000");
+    assert_eq!(s["lastError"], "");
+    assert_eq!(s["errorPort"], Value::Null);
+    let bolts = t["bolts"].as_array().unwrap();
+    assert_eq!(bolts.len(), 1, "no acker without sys=1");
+    let b = &bolts[0];
+    assert_eq!(b["boltId"], "count");
+    assert_eq!(
+        (b["executors"].as_u64(), b["tasks"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(b["executed"], 4 * 3_000);
+    assert_eq!(b["executeLatency"], "0.500");
+    assert_eq!(b["processLatency"], "0.700");
+    assert_eq!(b["capacity"], "0.400", "the latest capacity");
+    assert_eq!(b["lastError"], "bad word: \"\"");
+    assert_eq!(b["errorHost"], "host-sup-a");
+    assert_eq!(b["errorPort"], 6700);
+    assert_eq!(b["errorTime"], T0 / 1000 + END - 65);
+    assert_eq!(b["errorLapsedSecs"], 65);
+    assert_eq!(
+        b["errorWorkerLogLink"],
+        "/log.html?topology=wc&host=host-sup-a&port=6700"
+    );
+
+    // Other windows, through the client.
+    for (window, per_task) in [
+        (Window::ThreeHours, SPOUT_TASK_ALL_TIME - 36_000),
+        (Window::OneDay, SPOUT_TASK_ALL_TIME),
+        (Window::AllTime, SPOUT_TASK_ALL_TIME),
+    ] {
+        let d = n.client.describe_window("wc", window, false).await.unwrap();
+        assert_eq!(d.view.spouts[0].emitted, 2 * per_task, "{window}");
+        assert_eq!(d.view.bolts[0].executed, 2 * per_task, "{window}");
+    }
+    let with_sys = n
+        .client
+        .describe_window("wc", Window::AllTime, true)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = with_sys
+        .view
+        .bolts
+        .iter()
+        .map(|b| b.bolt_id.as_str())
+        .collect();
+    assert_eq!(ids, ["count", "__acker"]);
+    // The default window is all time; the raw reports are still there for the CLI.
+    let d = n.client.describe("wc").await.unwrap();
+    assert_eq!(d.view.window, ":all-time");
+    assert_eq!(d.tasks.len(), 6, "the acker reports nothing here");
+    assert_eq!(d.tasks[0].metrics.component, "count");
+    assert_eq!(
+        d.tasks[0].metrics.executed,
+        5 * (END - RESTART),
+        "as reported"
+    );
+
+    // Workers and the graph.
+    let w = &t["workers"][0];
+    assert_eq!(w["host"], "host-sup-a");
+    assert_eq!(w["port"], 6700);
+    assert_eq!(w["supervisorId"], "sup-a");
+    assert_eq!(w["executorsTotal"], 6);
+    assert_eq!(w["componentNumTasks"]["count"], 4);
+    assert_eq!(
+        w["logLink"],
+        "/log.html?topology=wc&host=host-sup-a&port=6700"
+    );
+    assert!(w["lastHeartbeatSecs"].as_u64().unwrap() < 10);
+    let g = &t["graph"];
+    let nodes = g["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["id"], "words");
+    assert_eq!(nodes[0]["type"], "spout");
+    assert_eq!(nodes[0]["emittedPerSecond"], 20.0);
+    assert_eq!(nodes[1]["type"], "bolt");
+    assert_eq!(nodes[1]["capacity"], 0.4);
+    assert_eq!(nodes[1]["executedPerSecond"], 20.0);
+    let edges = g["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1);
+    assert_eq!(edges[0]["from"], "words");
+    assert_eq!(edges[0]["to"], "count");
+    assert_eq!(edges[0]["stream"], "default");
+    assert_eq!(edges[0]["grouping"], "fields(word)");
+    assert_eq!(edges[0]["tuplesPerSecond"], 20.0);
+}
+
+#[tokio::test]
+async fn the_component_page_has_windows_tasks_workers_and_errors() {
+    let (n, a, _now) = four_hours_of_wc().await;
+    let (status, c) = get_json(&n, "/api/v1/topology/wc/component/count?window=600").await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["id"], "count");
+    assert_eq!(c["name"], "wc");
+    assert_eq!(c["topologyId"], "wc");
+    assert_eq!(c["topologyStatus"], "ACTIVE");
+    assert_eq!(c["componentType"], "bolt");
+    assert_eq!(
+        (c["executors"].as_u64(), c["tasks"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(c["windowHint"], "10m 0s");
+    assert!(c.get("spoutSummary").is_none());
+    let stats = c["boltStats"].as_array().unwrap();
+    assert_eq!(stats.len(), 4);
+    assert_eq!(stats[0]["executed"], 12_000);
+    assert_eq!(stats[3]["executed"], 4 * SPOUT_TASK_ALL_TIME / 2);
+    assert_eq!(stats[0]["capacity"], "0.400");
+
+    let tasks = c["executorStats"].as_array().unwrap();
+    let layout = TaskLayout::of(&a.spec);
+    let ids: Vec<u64> = tasks
+        .iter()
+        .map(|t| t["taskId"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = layout.tasks("count").map(u64::from).collect();
+    assert_eq!(ids, expected);
+    let first = &tasks[0];
+    assert_eq!(first["id"], format!("[{}-{}]", ids[0], ids[0]));
+    assert!(first["executorId"].as_str().unwrap().starts_with('['));
+    assert_eq!(first["host"], "host-sup-a");
+    assert_eq!(first["port"], 6700);
+    assert_eq!(first["supervisorId"], "sup-a");
+    assert_eq!(first["executed"], 3_000);
+    assert_eq!(first["executeLatency"], "0.500");
+    assert_eq!(
+        first["logLink"],
+        "/log.html?topology=wc&host=host-sup-a&port=6700"
+    );
+
+    let workers = c["workerStats"].as_array().unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0]["tasks"], 4);
+    assert_eq!(workers[0]["executors"], 3);
+    assert_eq!(workers[0]["executed"], 12_000);
+
+    let errors = c["componentErrors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["error"], "bad word: \"\"");
+    assert_eq!(errors[0]["errorTime"], T0 / 1000 + END - 65);
+    assert_eq!(errors[0]["time"], errors[0]["errorTime"]);
+    assert_eq!(errors[0]["errorHost"], "host-sup-a");
+    assert_eq!(errors[0]["errorPort"], 6700);
+    assert_eq!(errors[0]["errorLapsedSecs"], 65);
+
+    let spout = n
+        .client
+        .component("wc", "words", Window::AllTime)
+        .await
+        .unwrap();
+    assert_eq!(spout.component_type, "spout");
+    let summary = spout.spout_summary.unwrap();
+    assert_eq!(summary[3].emitted, 2 * SPOUT_TASK_ALL_TIME);
+    assert_eq!(summary[0].emitted, 12_000);
+    assert!(spout.bolt_stats.is_none());
+    assert!(spout.component_errors.is_empty());
+    let acker = n
+        .client
+        .component("wc", "__acker", Window::AllTime)
+        .await
+        .unwrap();
+    assert_eq!(acker.component_type, "bolt");
+}
+
+#[tokio::test]
+async fn unknown_names_are_404_and_bad_parameters_400_with_a_message() {
+    let n = TestNimbus::start(|_| {}).await;
+    n.client
+        .supervisor_heartbeat(&supervisor("sup-a", &[6700]))
+        .await
+        .unwrap();
+    n.submit("wc", spec(1)).await;
+    for path in [
+        "/api/v1/topology/nope",
+        "/api/v1/topology/nope/component/count",
+        "/api/v1/topology/nope/worker-log/host-sup-a/6700",
+        "/api/v1/topology/nope/assignment",
+    ] {
+        let (status, body) = get_json(&n, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("\"nope\""),
+            "{body}"
+        );
+    }
+    let (status, body) = get_json(&n, "/api/v1/topology/wc/component/nope").await;
+    assert_eq!(status, 404);
+    let e = body["error"].as_str().unwrap();
+    assert!(
+        e.contains("no component \"nope\"") && e.contains("\"count\""),
+        "{e}"
+    );
+    for action in ["activate", "deactivate", "kill/0", "rebalance/0"] {
+        let (status, _) = refused_post(&n, &format!("/api/v1/topology/nope/{action}"), "").await;
+        assert_eq!(status, 404, "{action}");
+    }
+
+    for path in [
+        "/api/v1/topology/wc?window=60",
+        "/api/v1/topology/wc/component/count?window=all-time",
+    ] {
+        let (status, body) = get_json(&n, path).await;
+        assert_eq!(status, 400, "{path}");
+        let e = body["error"].as_str().unwrap();
+        assert!(
+            e.contains("is not one of 600, 10800, 86400, :all-time"),
+            "{e}"
+        );
+    }
+    let (status, body) = get_json(&n, "/api/v1/topology/wc?sys=yes").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("sys \"yes\""));
+    let (status, body) = get_json(&n, "/api/v1/topology/wc/worker-log/host-sup-a/x").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("\"x\""));
+
+    for (body, culprit) in [
+        (r#"{"parallelism": {"nope": 2}}"#, "nope"),
+        (r#"{"parallelism": {"count": 99}}"#, "99"),
+        (r#"{"workers": 0}"#, "workers"),
+        (
+            r#"{"rebalanceOptions": {"numWorkers": "many"}}"#,
+            "numWorkers",
+        ),
+        ("{", "not a valid rebalance request"),
+    ] {
+        let (status, e) = refused_post(&n, "/api/v1/topology/wc/rebalance/0", body).await;
+        assert_eq!(status, 400, "{body}: {e}");
+        assert!(e.contains(culprit), "{body}: {e}");
+    }
+    let (status, e) = refused_post(&n, "/api/v1/topology/wc/rebalance/soon", "").await;
+    assert_eq!(status, 400);
+    assert!(e.contains("\"soon\""), "{e}");
+}
+
+/// POSTs `body`; the status and the error message (empty on success).
+async fn refused_post(n: &TestNimbus, path: &str, body: &str) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", n.url))
+        .header("x-tempest-secret", SECRET)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (status, v["error"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn every_endpoint_needs_the_secret_in_either_header() {
+    let n = TestNimbus::start(|_| {}).await;
+    n.client
+        .supervisor_heartbeat(&supervisor("sup-a", &[6700]))
+        .await
+        .unwrap();
+    n.submit("wc", spec(1)).await;
+    let http = reqwest::Client::new();
+    let gets = [
+        "/api/v1/cluster/summary",
+        "/api/v1/supervisor/summary",
+        "/api/v1/topology/summary",
+        "/api/v1/topology/wc",
+        "/api/v1/topology/wc?window=600",
+        "/api/v1/topology/wc/component/count",
+        "/api/v1/topology/wc/worker-log/host-sup-a/6700",
+        "/api/v1/topology/wc/assignment",
+        "/metrics",
+    ];
+    let posts = [
+        "/api/v1/topology/wc/activate",
+        "/api/v1/topology/wc/deactivate",
+        "/api/v1/topology/wc/rebalance/0",
+        "/api/v1/topology/wc/kill/0",
+    ];
+    let requests = gets
+        .iter()
+        .map(|p| http.get(format!("{}{p}", n.url)))
+        .chain(posts.iter().map(|p| http.post(format!("{}{p}", n.url))));
+    for rb in requests {
+        let rb = rb.build().unwrap();
+        let path = rb.url().path().to_string();
+        for auth in [
+            None,
+            Some(("x-tempest-secret", "wrong")),
+            Some(("authorization", "Bearer wrong")),
+        ] {
+            let mut req = rb.try_clone().unwrap();
+            if let Some((k, v)) = auth {
+                req.headers_mut().insert(k, v.parse().unwrap());
+            }
+            let r = http.execute(req).await.unwrap();
+            assert_eq!(r.status().as_u16(), 401, "{path} with {auth:?}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"], "missing or wrong cluster secret");
+        }
+    }
+    // With the secret as a bearer token, the GETs answer (the proxy has no log server: 404).
+    for p in gets {
+        let r = http
+            .get(format!("{}{p}", n.url))
+            .bearer_auth(SECRET)
+            .send()
+            .await
+            .unwrap();
+        let expected = if p.contains("worker-log") { 404 } else { 200 };
+        assert_eq!(r.status().as_u16(), expected, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn summaries_and_actions_carry_storm_fields() {
+    let n = TestNimbus::start(|_| {}).await;
+    n.client
+        .supervisor_heartbeat(&supervisor("sup-a", &[6700, 6701]))
+        .await
+        .unwrap();
+    n.submit("wc", spec(1)).await;
+    let (_, c) = get_json(&n, "/api/v1/cluster/summary").await;
+    assert_eq!(c["supervisors"], 1);
+    assert_eq!(
+        (c["slotsTotal"].as_u64(), c["slotsUsed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(c["slotsFree"], 1);
+    assert_eq!(c["topologies"], 1);
+    assert_eq!(c["executorsTotal"], 6);
+    assert_eq!(c["tasksTotal"], 7);
+    assert!(c["nimbusUptime"].as_str().unwrap().ends_with('s'));
+    assert!(c["tempestVersion"].as_str().is_some());
+    let (_, s) = get_json(&n, "/api/v1/supervisor/summary").await;
+    let s = &s["supervisors"][0];
+    assert_eq!(s["id"], "sup-a");
+    assert!(s["uptime"].as_str().unwrap().ends_with('s'));
+    assert_eq!(s["slotsUsed"], 1);
+    let (_, t) = get_json(&n, "/api/v1/topology/summary").await;
+    let t = &t["topologies"][0];
+    assert_eq!(t["id"], "wc");
+    assert_eq!(t["status"], "ACTIVE");
+    assert!(t["uptime"].as_str().unwrap().ends_with('s'));
+    assert_eq!(t["tasksTotal"], 7);
+
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/topology/wc/deactivate", n.url))
+        .header("x-tempest-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["topologyOperation"], "deactivate");
+    assert_eq!(v["topologyId"], "wc");
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["state"], "INACTIVE", "our own fields stay");
+    // Storm's rebalance body is understood.
+    let (status, e) = refused_post(
+        &n,
+        "/api/v1/topology/wc/rebalance/0",
+        r#"{"rebalanceOptions": {"numWorkers": 2, "executors": {"count": "4"}}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    let d = n.client.describe("wc").await.unwrap();
+    assert_eq!(d.summary.requested_workers, 2);
+    assert_eq!(d.view.bolts[0].executors, 4);
+}
