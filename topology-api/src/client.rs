@@ -319,8 +319,7 @@ impl NimbusClient {
         window: stats::Window,
     ) -> Result<stats::ComponentPage, ClientError> {
         let mut url = self.url(&["api", "v1", "topology", name, "component", component]);
-        url.query_pairs_mut()
-            .append_pair("window", window.as_str());
+        url.query_pairs_mut().append_pair("window", window.as_str());
         self.get_json(&format!("component {component:?} of {name:?}"), url)
             .await
     }
@@ -347,7 +346,15 @@ impl NimbusClient {
         length: Option<u64>,
     ) -> Result<WorkerLog, ClientError> {
         let port_text = port.to_string();
-        let mut url = self.url(&["api", "v1", "topology", name, "worker-log", host, &port_text]);
+        let mut url = self.url(&[
+            "api",
+            "v1",
+            "topology",
+            name,
+            "worker-log",
+            host,
+            &port_text,
+        ]);
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = start {
