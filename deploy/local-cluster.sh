@@ -18,7 +18,8 @@
 #                    are built with cargo build --release.
 #   RUST_LOG         daemons' log filter (default info).
 #
-# Ports: Nimbus 127.0.0.1:6627; supervisor-1 slots 6700,6701; supervisor-2 slots 6710,6711.
+# Ports: Nimbus 127.0.0.1:6627; supervisor-1 slots 6700,6701 and worker-log server 8000;
+# supervisor-2 slots 6710,6711 and worker-log server 8010.
 #
 # Nimbus keeps its topologies across stop/start (as a real cluster does); to start from
 # scratch, stop and remove $TEMPEST_HOME.
@@ -36,6 +37,15 @@ slots_of() {
     case "$1" in
         supervisor-1) echo "6700,6701" ;;
         supervisor-2) echo "6710,6711" ;;
+        *) die "unknown daemon $1" ;;
+    esac
+}
+
+# The worker-log HTTP server address of supervisor $1.
+http_listen_of() {
+    case "$1" in
+        supervisor-1) echo "127.0.0.1:8000" ;;
+        supervisor-2) echo "127.0.0.1:8010" ;;
         *) die "unknown daemon $1" ;;
     esac
 }
@@ -172,7 +182,8 @@ start_supervisor() {
     fi
     launch "$name" "$(bin_dir)/supervisor" \
         --data-dir "$(data_dir_of "$name")" --nimbus "$NIMBUS_URL" --host 127.0.0.1 \
-        --slots "$(slots_of "$name")" --id "local-$name"
+        --slots "$(slots_of "$name")" --id "local-$name" \
+        --http-listen "$(http_listen_of "$name")"
 }
 
 # GET $1 from Nimbus with the secret; the header is read from stdin so the secret is not on
@@ -249,7 +260,9 @@ Submit the word count example (from $REPO_ROOT):
   $tempest describe wc
   $tempest kill wc --wait 5
 
-Logs: $home/logs/ (daemons), $home/supervisor-*/logs/ (workers)
+Logs: $home/logs/ (daemons), $home/supervisor-*/logs/ (workers; also over HTTP through
+  Nimbus, GET /api/v1/topology/<name>/worker-log/127.0.0.1/<port>, see docs/design/rest-api.md)
+Metrics: curl -H "Authorization: Bearer \$TEMPEST_SECRET" $NIMBUS_URL/metrics
 Stop: $0 stop
 EOF
 }
