@@ -44,7 +44,7 @@ export class LineChart {
     const plotW = width - LEFT - RIGHT;
     const plotH = HEIGHT - TOP - BOTTOM;
     const first = points.length ? points[0].t : now;
-    const span = Math.min(this.spanMs, Math.max(60000, now - first));
+    const span = Math.min(this.spanMs, Math.max(30000, now - first));
     const from = now - span;
     const visible = points.filter((p) => p.t >= from);
     let max = 0;
@@ -59,7 +59,7 @@ export class LineChart {
       parts.push(s('line', { class: i ? 'gridline' : 'axis', x1: LEFT, x2: LEFT + plotW, y1: y(v), y2: y(v) }));
       parts.push(s('text', { class: 'tick', x: LEFT - 5, y: y(v) + 3.5, 'text-anchor': 'end' }, this.format(v)));
     }
-    const step = [10000, 15000, 30000, 60000, 120000].find((st) => span / st <= 6) ?? 300000;
+    const step = [5000, 10000, 15000, 30000, 60000, 120000].find((st) => span / st <= 6) ?? 300000;
     for (let back = 0; back <= span; back += step) {
       const t = now - back;
       const label = back === 0 ? 'now' : back % 60000 ? `-${back / 1000}s` : `-${back / 60000}m`;
@@ -90,5 +90,8 @@ export class LineChart {
         'collecting samples…'));
     }
     put(this.svg, parts);
+    // For tests and curious users: how much is drawn.
+    this.svg.dataset.points = String(visible.length);
+    this.svg.dataset.max = String(max);
   }
 }

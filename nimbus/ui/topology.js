@@ -108,10 +108,12 @@ function sample(d, spoutIds) {
   if (!old) return;
   const dt = (now - old.t) / 1000;
   const sum = { emitted: 0, acked: 0, executed: 0, completeMs: 0, processMs: 0 };
+  let matched = 0;
   for (const [taskId, t] of samples[samples.length - 1].tasks) {
     const o = old.tasks.get(taskId);
     // A task that moved or restarted (counters went down) is left out of this interval.
     if (!o || o.host !== t.host || o.port !== t.port || t.emitted < o.emitted || t.acked < o.acked || t.executed < o.executed) continue;
+    matched++;
     if (spoutIds.has(t.component)) {
       sum.emitted += t.emitted - o.emitted;
       const dAcked = t.acked - o.acked;
@@ -123,6 +125,7 @@ function sample(d, spoutIds) {
       sum.processMs += t.process_latency_ms * t.executed - o.process_latency_ms * o.executed;
     }
   }
+  if (!matched) return; // no task reported in both samples: no rate to tell
   ratePoints.push({ t: now, v: [sum.emitted / dt, sum.acked / dt, sum.executed / dt] });
   latencyPoints.push({
     t: now,
