@@ -446,11 +446,19 @@ async fn a_corrupt_artifact_is_never_run() {
     })
     .await;
     assert!(read_record(&data_dir).is_none());
-    let cached: Vec<PathBuf> = std::fs::read_dir(data_dir.join("artifacts"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(cached.is_empty(), "{cached:?}");
+    // The attempt counted last may still be writing its `.part` file; once it has checked the
+    // hash, nothing is left (the next attempt comes only after a back-off of seconds).
+    let cached = || -> Vec<PathBuf> {
+        std::fs::read_dir(data_dir.join("artifacts"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    wait_for("the refused download to leave nothing behind", 5, || {
+        cached().is_empty().then_some(())
+    })
+    .await;
+    assert!(read_record(&data_dir).is_none());
     sup.shutdown().await;
 }
 
