@@ -251,6 +251,8 @@ function buildSecretDialog() {
     name: 'secret',
   });
   const form = h('form', { method: 'dialog', id: 'secret-form' },
+    // Password managers (and Chromium's form checks) expect a user name next to a password.
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: 'tempest', hidden: true }),
     h('h3', null, 'Cluster secret'),
     h('p', { id: 'secret-message' }),
     h('label', { for: 'secret-input' }, 'Secret (kept in this browser tab only)'),
@@ -354,7 +356,7 @@ export function windowSelector(container, current, onChange) {
   const buttons = choices.map(([w, label]) => h('button', {
     type: 'button', 'aria-pressed': String(w === current), dataset: { window: w },
     onclick: () => {
-      for (const b of buttons) b.setAttribute('aria-pressed', String(b === buttons[choices.findIndex((c) => c[0] === w)]));
+      for (const b of buttons) b.setAttribute('aria-pressed', String(b.dataset.window === w));
       setQuery('window', w);
       onChange(w);
     },

@@ -71,19 +71,23 @@ export class LineChart {
 
     let drawn = 0;
     this.series.forEach((serie, k) => {
-      let d = '';
-      let pen = false;
+      // Runs of consecutive values; a run of one point is drawn as a dot.
+      const runs = [[]];
       for (const p of visible) {
         const v = p.v[k];
-        if (v === null || !Number.isFinite(v)) { pen = false; continue; }
-        d += `${pen ? 'L' : 'M'} ${x(p.t).toFixed(1)} ${y(v).toFixed(1)} `;
-        pen = true;
+        if (v === null || !Number.isFinite(v)) { if (runs[runs.length - 1].length) runs.push([]); continue; }
+        runs[runs.length - 1].push([x(p.t).toFixed(1), y(v).toFixed(1)]);
       }
+      const d = runs.filter((r) => r.length > 1)
+        .map((r) => r.map(([px, py], i) => `${i ? 'L' : 'M'} ${px} ${py}`).join(' ')).join(' ');
       if (d) {
-        drawn++;
-        parts.push(s('path', { class: `series ${serie.cls}`, d: d.trim(), dataset: { series: serie.name } },
+        parts.push(s('path', { class: `series ${serie.cls}`, d, dataset: { series: serie.name } },
           s('title', null, serie.name)));
       }
+      for (const [[px, py]] of runs.filter((r) => r.length === 1)) {
+        parts.push(s('circle', { class: `dot ${serie.cls}`, cx: px, cy: py, r: 2.5 }));
+      }
+      if (runs.some((r) => r.length)) drawn++;
     });
     if (!drawn) {
       parts.push(s('text', { class: 'nodata', x: LEFT + plotW / 2, y: TOP + plotH / 2, 'text-anchor': 'middle' },

@@ -41,6 +41,11 @@ export function layout(nodes, edges) {
   // A cycle cannot be declared, but should one arrive, its nodes go in a last layer.
   const maxDepth = Math.max(0, ...depth.values());
   for (const id of ids) if (!depth.has(id)) depth.set(id, maxDepth + 1);
+  // Unconnected nodes (the acker: its streams are implicit) go to the right, with the sinks.
+  const last = Math.max(0, ...depth.values());
+  for (const id of ids) {
+    if (!preds.get(id).length && !succs.get(id).length && nodes.length > 1) depth.set(id, last);
+  }
 
   const layers = [];
   for (const id of ids) {

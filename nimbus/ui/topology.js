@@ -69,7 +69,7 @@ const workers = table(byId('workers'), [
   { title: 'Worker', get: (w) => h('span', { class: 'mono' }, `${w.host}:${w.port}`) },
   { title: 'Supervisor', get: (w) => h('span', { class: 'mono' }, w.supervisorId) },
   { title: 'Components', cls: 'wrap', get: (w) => (w.components ?? []).map((c, i) => [i ? ', ' : '',
-    c.startsWith('__') ? c : h('a', { href: componentHref(c) }, c),
+    h('a', { href: componentHref(c) }, c),
     w.componentNumTasks?.[c] ? h('span', { class: 'muted' }, ` ×${w.componentNumTasks[c]}`) : '']) },
   { title: 'Executors', num: true, get: (w) => int(w.executorsTotal ?? w.executors) },
   { title: 'Last heartbeat', num: true, get: (w) => w.lastHeartbeatSecs === null || w.lastHeartbeatSecs === undefined ? 'not yet' : ago(w.lastHeartbeatSecs) },
