@@ -158,7 +158,12 @@ impl Bolt for Split {
     async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
         if t.is_tick() {
             if let Some(dir) = &self.out {
-                write_result(dir, "sentences", self.task, self.sentences.to_string().as_bytes())?;
+                write_result(
+                    dir,
+                    "sentences",
+                    self.task,
+                    self.sentences.to_string().as_bytes(),
+                )?;
             }
             return Ok(());
         }
@@ -376,7 +381,10 @@ async fn run_on_cluster(args: &Args, url: &str, topology: Topology) -> anyhow::R
     let result = async {
         let deadline = Instant::now() + Duration::from_secs(60);
         while read_results(&out).1 == 0 {
-            anyhow::ensure!(Instant::now() < deadline, "no results from the workers after 60 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no results from the workers after 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(Duration::from_secs(3)).await; // warm-up
@@ -385,7 +393,8 @@ async fn run_on_cluster(args: &Args, url: &str, topology: Topology) -> anyhow::R
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let (s1, w1, mut h1) = read_results(&out);
         let secs = t0.elapsed().as_secs_f64();
-        h1.subtract(&h0).map_err(|e| anyhow::anyhow!("histograms: {e:?}"))?;
+        h1.subtract(&h0)
+            .map_err(|e| anyhow::anyhow!("histograms: {e:?}"))?;
         let rss = workers_peak_rss_mb(&artifact);
         anyhow::Ok(((s1 - s0) as f64 / secs, (w1 - w0) as f64 / secs, h1, rss))
     }
@@ -396,7 +405,11 @@ async fn run_on_cluster(args: &Args, url: &str, topology: Topology) -> anyhow::R
     eprintln!(
         "cluster {url}: {} workers, acking={}, measured {} s after a 3 s warm-up",
         args.workers,
-        if args.acking == OnOff::On { "on" } else { "off" },
+        if args.acking == OnOff::On {
+            "on"
+        } else {
+            "off"
+        },
         args.seconds
     );
     println!(
@@ -431,7 +444,11 @@ fn main() -> anyhow::Result<()> {
     let by = report.by_component();
     eprintln!(
         "acking={} rate={} spouts={} splits={} counts={} ran {:.2}s; spout acked={} failed={}",
-        if args.acking == OnOff::On { "on" } else { "off" },
+        if args.acking == OnOff::On {
+            "on"
+        } else {
+            "off"
+        },
         args.rate.map_or("max".to_string(), |r| r.to_string()),
         args.spouts,
         args.splits,
