@@ -181,11 +181,6 @@ export function href(page, params) {
 /** Percent-encodes one path segment. */
 export const seg = encodeURIComponent;
 
-/** The log page of a worker. */
-export function logHref(topology, host, port) {
-  return href('/log.html', { topology, host, port });
-}
-
 /** Rewrites one query parameter of the address bar (no reload). */
 export function setQuery(k, v) {
   const u = new URL(location.href);
@@ -196,7 +191,8 @@ export function setQuery(k, v) {
 // ---------------------------------------------------------------------------------------------
 // The API and the secret
 
-let secretWaiters = [];
+/** Called after a secret was entered (the pollers, to refresh at once). */
+const secretListeners = [];
 
 /** Calls the API; answers the decoded JSON (or the Response with `{raw: true}`). */
 export async function api(path, { method = 'GET', body, raw = false } = {}) {
@@ -230,7 +226,7 @@ export async function api(path, { method = 'GET', body, raw = false } = {}) {
   return raw ? resp : resp.json();
 }
 
-/** Shows the secret form with `message`; resolves once a secret was entered. */
+/** Shows the secret form (if it is not shown yet) with `message`. */
 export function askForSecret(message) {
   const dialog = byId('secret-dialog');
   byId('secret-message').textContent = message;
@@ -238,7 +234,6 @@ export function askForSecret(message) {
     byId('secret-input').value = '';
     dialog.showModal();
   }
-  return new Promise((resolve) => secretWaiters.push(resolve));
 }
 
 function secretDialogOpen() {
@@ -263,9 +258,7 @@ function buildSecretDialog() {
     if (!input.value) return;
     sessionStorage.setItem(SECRET_KEY, input.value);
     byId('secret-dialog').close();
-    const waiters = secretWaiters;
-    secretWaiters = [];
-    for (const w of waiters) w();
+    for (const listener of secretListeners) listener();
   });
   const dialog = h('dialog', { id: 'secret-dialog' }, form);
   // Escape would leave the page without data and without the form: keep it open.
@@ -343,7 +336,7 @@ export function poll(refresh) {
       again = false;
     }
   }
-  secretWaiters.push(function resume() { secretWaiters.push(resume); tick(); });
+  secretListeners.push(tick);
   tick();
   return { now: tick };
 }

@@ -114,7 +114,7 @@ export function drawGraph(svg, graph, link) {
     edges.map((e) => [e.from, e.to, e.stream, e.grouping])]);
   if (svg.dataset.shape !== shape) build(svg, nodes, edges, link);
   svg.dataset.shape = shape;
-  update(svg, nodes, edges);
+  update(svg, nodes, edges, link);
 }
 
 function build(svg, nodes, edges, link) {
@@ -215,10 +215,11 @@ function fit(svg) {
   svg.style.width = `${Math.min(natural, Math.max(room, natural * 0.7))}px`;
 }
 
-function update(svg, nodes, edges) {
+function update(svg, nodes, edges, link) {
   for (const n of nodes) {
     const g = svg.querySelector(`g.node[data-id="${CSS.escape(n.id)}"]`);
     if (!g) continue;
+    g.querySelector('a').setAttribute('href', link(n.id)); // it carries the current window
     g.querySelector('rect').setAttribute('fill', n.type === 'spout' && !n.capacity
       ? capacityColor(0) : capacityColor(n.capacity));
     const meta = nodeMeta(n);
