@@ -23,6 +23,8 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) state: TopologyState,
     /// Its spec.
     pub(crate) spec: &'a TopologySpec,
+    /// Its task numbering (`TaskLayout::of(spec)`).
+    pub(crate) layout: TaskLayout,
     /// Its assignment, if scheduled.
     pub(crate) assignment: Option<&'a Assignment>,
     /// Its tasks' histories.
@@ -68,10 +70,6 @@ impl Aggregate {
 }
 
 impl<'a> Snapshot<'a> {
-    fn layout(&self) -> TaskLayout {
-        TaskLayout::of(self.spec)
-    }
-
     /// The components shown: the spec's, in declaration order, then the acker with `sys`.
     pub(crate) fn components(&self, sys: bool) -> Vec<(String, ComponentKind)> {
         let mut out: Vec<(String, ComponentKind)> = self
@@ -80,7 +78,7 @@ impl<'a> Snapshot<'a> {
             .iter()
             .map(|c| (c.id.clone(), c.kind))
             .collect();
-        if sys && !self.layout().tasks(ACKER_COMPONENT).is_empty() {
+        if sys && !self.layout.tasks(ACKER_COMPONENT).is_empty() {
             out.push((ACKER_COMPONENT.to_string(), ComponentKind::Bolt));
         }
         out
@@ -89,7 +87,7 @@ impl<'a> Snapshot<'a> {
     /// A component's kind, if it is one of the topology's (the acker included).
     pub(crate) fn kind_of(&self, component: &str) -> Option<ComponentKind> {
         if component == ACKER_COMPONENT {
-            return (!self.layout().tasks(ACKER_COMPONENT).is_empty())
+            return (!self.layout.tasks(ACKER_COMPONENT).is_empty())
                 .then_some(ComponentKind::Bolt);
         }
         self.spec.component(component).map(|c| c.kind)
@@ -110,13 +108,13 @@ impl<'a> Snapshot<'a> {
 
     /// A component's number of tasks.
     pub(crate) fn task_count(&self, component: &str) -> u32 {
-        let r = self.layout().tasks(component);
+        let r = self.layout.tasks(component);
         r.end - r.start
     }
 
     /// The histories of a component's tasks.
     pub(crate) fn histories(&self, component: &str) -> impl Iterator<Item = &TaskHistory> + '_ {
-        let range = self.layout().tasks(component);
+        let range = self.layout.tasks(component);
         self.tasks.range(range).map(|(_, t)| t)
     }
 
@@ -308,7 +306,7 @@ impl<'a> Snapshot<'a> {
     /// `GET /api/v1/topology/{id}/component/{component}`; `None` if it has no such component.
     pub(crate) fn component_page(&self, component: &str, window: Window) -> Option<ComponentPage> {
         let kind = self.kind_of(component)?;
-        let range = self.layout().tasks(component);
+        let range = self.layout.tasks(component);
         let mut executor_stats = Vec::new();
         let mut workers: BTreeMap<(String, u16), (WorkerStatsRow, Aggregate)> = BTreeMap::new();
         for task in range.clone() {
