@@ -87,8 +87,7 @@ impl<'a> Snapshot<'a> {
     /// A component's kind, if it is one of the topology's (the acker included).
     pub(crate) fn kind_of(&self, component: &str) -> Option<ComponentKind> {
         if component == ACKER_COMPONENT {
-            return (!self.layout.tasks(ACKER_COMPONENT).is_empty())
-                .then_some(ComponentKind::Bolt);
+            return (!self.layout.tasks(ACKER_COMPONENT).is_empty()).then_some(ComponentKind::Bolt);
         }
         self.spec.component(component).map(|c| c.kind)
     }
