@@ -157,10 +157,7 @@ impl Cluster {
                 assigned_at: HashMap::new(),
             }),
             heartbeats: Mutex::new(Heartbeats::default()),
-            metrics: Mutex::new(MetricsHistory::new(
-                clock.now_ms(),
-                config.worker_timeout_secs.saturating_mul(1000),
-            )),
+            metrics: Mutex::new(MetricsHistory::default()),
             clock,
             log_proxy: LogProxy::new(config.secret.clone())
                 .map_err(|e| NimbusError::Crashed("the log proxy's HTTP client", e))?,
@@ -717,8 +714,9 @@ impl Cluster {
             let max_task = TaskLayout::of(&rec.spec).max_task();
             self.heartbeats()
                 .record_worker(&hb.topology, &hb.host, hb.port, Instant::now());
+            let assigned_here = core.assigned_at.contains_key(&hb.topology);
             self.metrics()
-                .record_worker(hb, max_task, self.clock.now_ms());
+                .record_worker(hb, max_task, assigned_here, self.clock.now_ms());
         }
         Ok(WorkerDirective {
             state: rec.state,

@@ -199,8 +199,9 @@ pub(crate) struct TaskHistory {
     finished: Totals,
     /// The current segment's totals (the latest report).
     current: Totals,
-    /// What a window reaching back before the first report counts from: zero, or (when it was
-    /// first heard of by a just-started Nimbus) the first report's totals.
+    /// What a window reaching back before the first report counts from: zero, or (for a task
+    /// of an assignment this Nimbus process did not make: it restarted) the first report's
+    /// totals.
     before_first: Totals,
     /// One history per resolution.
     samples: [Samples; 3],
@@ -300,31 +301,24 @@ fn bounded(mut m: TaskMetrics) -> TaskMetrics {
 }
 
 /// The histories of every task of every live topology.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct MetricsHistory {
-    /// When this Nimbus started (Unix ms, its clock).
-    started_ms: u64,
-    /// Tasks first heard of within this long after the start are catching up (their earlier
-    /// counts go to "all time" only).
-    catch_up_ms: u64,
     topologies: HashMap<String, BTreeMap<u32, TaskHistory>>,
 }
 
 impl MetricsHistory {
-    /// An empty history of a Nimbus started at `started_ms`; tasks first heard of within
-    /// `catch_up_ms` after it count from their first report.
-    pub(crate) fn new(started_ms: u64, catch_up_ms: u64) -> Self {
-        MetricsHistory {
-            started_ms,
-            catch_up_ms,
-            topologies: HashMap::new(),
-        }
-    }
-
     /// Records a worker heartbeat of the current assignment received at `now_ms`: task ids
-    /// from 1 to `max_task`, the others are ignored.
-    pub(crate) fn record_worker(&mut self, hb: WorkerHeartbeat, max_task: u32, now_ms: u64) {
-        let catching_up = now_ms < self.started_ms.saturating_add(self.catch_up_ms);
+    /// from 1 to `max_task`, the others are ignored. `assigned_here`: this Nimbus process made
+    /// the assignment, so its workers started counting after it; otherwise (Nimbus restarted)
+    /// what a task counted before its first report here goes to "all time" only, as Nimbus
+    /// cannot tell when it happened.
+    pub(crate) fn record_worker(
+        &mut self,
+        hb: WorkerHeartbeat,
+        max_task: u32,
+        assigned_here: bool,
+        now_ms: u64,
+    ) {
         let tasks = self.topologies.entry(hb.topology).or_default();
         for m in hb.tasks {
             if m.task_id == 0 || m.task_id > max_task {
@@ -339,10 +333,10 @@ impl MetricsHistory {
                 latest: TaskMetrics::default(),
                 finished: Totals::default(),
                 current: Totals::default(),
-                before_first: if catching_up {
-                    Totals::of_report(&m)
-                } else {
+                before_first: if assigned_here {
                     Totals::default()
+                } else {
+                    Totals::of_report(&m)
                 },
                 samples: Default::default(),
                 errors: VecDeque::new(),
@@ -412,20 +406,15 @@ mod tests {
         }
     }
 
-    /// A history of a Nimbus started long before `t0`.
-    fn history(t0: u64) -> MetricsHistory {
-        MetricsHistory::new(t0 - 3_600_000, 30_000)
-    }
-
     #[test]
     fn windows_subtract_the_totals_at_their_start() {
         let t0 = 10 * 86_400_000;
-        let mut h = history(t0);
+        let mut h = MetricsHistory::default();
         // 10 tuples a second, reported every 2 s for 20 minutes.
         let mut t = t0;
         while t <= t0 + 20 * MIN {
             let n = (t - t0) / 100;
-            h.record_worker(hb(6700, vec![report(1, n, n, 2.0)]), 5, t);
+            h.record_worker_here(hb(6700, vec![report(1, n, n, 2.0)]), 5, t);
             t += 2_000;
         }
         let now = t0 + 20 * MIN;
@@ -444,13 +433,13 @@ mod tests {
     #[test]
     fn a_restarted_worker_does_not_make_totals_go_down() {
         let t0 = 10 * 86_400_000;
-        let mut h = history(t0);
-        h.record_worker(hb(6700, vec![report(1, 100, 100, 1.0)]), 5, t0);
-        h.record_worker(hb(6700, vec![report(1, 500, 500, 1.0)]), 5, t0 + 2_000);
+        let mut h = MetricsHistory::default();
+        h.record_worker_here(hb(6700, vec![report(1, 100, 100, 1.0)]), 5, t0);
+        h.record_worker_here(hb(6700, vec![report(1, 500, 500, 1.0)]), 5, t0 + 2_000);
         // The worker restarted: counters from zero.
-        h.record_worker(hb(6700, vec![report(1, 30, 30, 3.0)]), 5, t0 + 4_000);
+        h.record_worker_here(hb(6700, vec![report(1, 30, 30, 3.0)]), 5, t0 + 4_000);
         // It moved to another worker, whose counters happen to be higher.
-        h.record_worker(hb(6701, vec![report(1, 600, 600, 1.0)]), 5, t0 + 6_000);
+        h.record_worker_here(hb(6701, vec![report(1, 600, 600, 1.0)]), 5, t0 + 6_000);
         let task = &h.tasks("t").unwrap()[&1];
         let all = task.in_window(None, t0 + 6_000);
         assert_eq!(all.emitted, 500 + 30 + 600);
@@ -464,12 +453,12 @@ mod tests {
     #[test]
     fn history_is_bounded_and_old_windows_stay_answerable() {
         let t0 = 10 * 86_400_000;
-        let mut h = history(t0);
+        let mut h = MetricsHistory::default();
         // Two days at one report a second: 1 tuple a second.
         let mut t = t0;
         while t <= t0 + 2 * 86_400_000 {
             let n = (t - t0) / 1000;
-            h.record_worker(hb(6700, vec![report(1, n, 0, 0.0)]), 5, t);
+            h.record_worker_here(hb(6700, vec![report(1, n, 0, 0.0)]), 5, t);
             t += 1_000;
         }
         let now = t - 1_000;
@@ -488,18 +477,35 @@ mod tests {
         assert_eq!(task.in_window(None, now).emitted, 2 * 86_400);
     }
 
+    impl MetricsHistory {
+        /// Records a heartbeat of an assignment made by this Nimbus.
+        fn record_worker_here(&mut self, hb: WorkerHeartbeat, max_task: u32, now_ms: u64) {
+            self.record_worker(hb, max_task, true, now_ms);
+        }
+    }
+
     #[test]
-    fn counts_before_a_just_started_nimbus_heard_of_a_task_are_all_time_only() {
+    fn counts_before_a_restarted_nimbus_heard_of_a_task_are_all_time_only() {
         let t0 = 10 * 86_400_000;
-        let mut restarted = MetricsHistory::new(t0, 30_000);
-        restarted.record_worker(hb(6700, vec![report(1, 1_000, 0, 0.0)]), 5, t0 + 2_000);
-        restarted.record_worker(hb(6700, vec![report(1, 1_010, 0, 0.0)]), 5, t0 + 4_000);
+        let mut restarted = MetricsHistory::default();
+        restarted.record_worker(
+            hb(6700, vec![report(1, 1_000, 0, 0.0)]),
+            5,
+            false,
+            t0 + 2_000,
+        );
+        restarted.record_worker(
+            hb(6700, vec![report(1, 1_010, 0, 0.0)]),
+            5,
+            false,
+            t0 + 4_000,
+        );
         let task = &restarted.tasks("t").unwrap()[&1];
         assert_eq!(task.in_window(Some(600), t0 + 4_000).emitted, 10);
         assert_eq!(task.in_window(None, t0 + 4_000).emitted, 1_010);
         // A task that appears later (a new worker) counts from zero.
-        let mut running = history(t0);
-        running.record_worker(hb(6700, vec![report(1, 7, 0, 0.0)]), 5, t0);
+        let mut running = MetricsHistory::default();
+        running.record_worker_here(hb(6700, vec![report(1, 7, 0, 0.0)]), 5, t0);
         let task = &running.tasks("t").unwrap()[&1];
         assert_eq!(task.in_window(Some(600), t0).emitted, 7);
     }
@@ -507,7 +513,7 @@ mod tests {
     #[test]
     fn errors_are_few_short_and_merged_across_reports() {
         let t0 = 10 * 86_400_000;
-        let mut h = history(t0);
+        let mut h = MetricsHistory::default();
         let mut m = report(1, 0, 0, 0.0);
         m.errors = (0..50)
             .map(|i| TaskError {
@@ -515,8 +521,8 @@ mod tests {
                 error: "x".repeat(5_000),
             })
             .collect();
-        h.record_worker(hb(6700, vec![m.clone(), report(99, 0, 0, 0.0)]), 10, t0);
-        h.record_worker(hb(6700, vec![m]), 10, t0 + 2_000);
+        h.record_worker_here(hb(6700, vec![m.clone(), report(99, 0, 0, 0.0)]), 10, t0);
+        h.record_worker_here(hb(6700, vec![m]), 10, t0 + 2_000);
         let tasks = h.tasks("t").unwrap();
         assert_eq!(tasks.len(), 1, "task 99 is not a task of the topology");
         let errors: Vec<_> = tasks[&1].errors().collect();

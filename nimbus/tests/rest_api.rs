@@ -520,3 +520,49 @@ async fn summaries_and_actions_carry_storm_fields() {
     assert_eq!(d.summary.requested_workers, 2);
     assert_eq!(d.view.bolts[0].executors, 4);
 }
+
+#[tokio::test]
+async fn after_a_nimbus_restart_earlier_counts_are_in_all_time_only() {
+    let mut n = TestNimbus::start(|_| {}).await;
+    let sup = supervisor("sup-a", &[6700]);
+    n.client.supervisor_heartbeat(&sup).await.unwrap();
+    n.submit("wc", spec(1)).await;
+    let a = n.client.assignment("wc").await.unwrap();
+    // A fresh assignment: everything its workers report happened in the window.
+    n.client
+        .worker_heartbeat(&beat(&a, reports(&a, 100, 0.1)))
+        .await
+        .unwrap();
+    let d = n
+        .client
+        .describe_window("wc", Window::TenMinutes, false)
+        .await
+        .unwrap();
+    assert_eq!(d.view.spouts[0].emitted, 2 * 1_000);
+
+    // Nimbus restarts; the workers run on and report their cumulative counts.
+    n.restart(|_| {}).await;
+    n.client.supervisor_heartbeat(&sup).await.unwrap();
+    for secs in [150, 160] {
+        n.client
+            .worker_heartbeat(&beat(&a, reports(&a, secs, 0.1)))
+            .await
+            .unwrap();
+    }
+    let d = n
+        .client
+        .describe_window("wc", Window::TenMinutes, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.view.spouts[0].emitted,
+        2 * 100,
+        "only what happened since it heard"
+    );
+    let d = n
+        .client
+        .describe_window("wc", Window::AllTime, false)
+        .await
+        .unwrap();
+    assert_eq!(d.view.spouts[0].emitted, 2 * 1_600);
+}
