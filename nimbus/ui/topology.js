@@ -276,11 +276,13 @@ async function refresh() {
     if (e instanceof ApiError && e.status === 404) {
       for (const b of document.querySelectorAll('.actions button')) b.disabled = true;
       put(byId('title'), id, badge('GONE'));
+      document.body.classList.add('stale');
       throw new ApiError(404, e.message, [`${e.message}. It may have been killed. `, h('a', { href: '/' }, 'Back to the cluster')]);
     }
     throw e;
   }
   banner(null);
+  document.body.classList.remove('stale');
   render(details);
 }
 
