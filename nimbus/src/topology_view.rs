@@ -6,7 +6,7 @@ use crate::graph_rates;
 use crate::metrics_history::{TaskHistory, Totals};
 use std::collections::{BTreeMap, HashMap};
 use topology_api::control::stats::{
-    decimal3, BoltRow, BoltWindowStats, ComponentError, ComponentPage, LastError, SpoutRow,
+    decimal3, BoltRow, BoltWindowStats, ComponentErrorRow, ComponentPage, LastError, SpoutRow,
     TaskStatsRow, TopologyView, Window, WindowStats, WorkerRow, WorkerStatsRow,
 };
 use topology_api::control::{Assignment, TopologyState, WorkerSlot};
@@ -394,11 +394,11 @@ impl<'a> Snapshot<'a> {
                 row
             })
             .collect();
-        let mut component_errors: Vec<ComponentError> = self
+        let mut component_errors: Vec<ComponentErrorRow> = self
             .tasks
             .range(range)
             .flat_map(|(id, t)| t.errors().map(move |e| (*id, e)))
-            .map(|(task_id, (e, host, port))| ComponentError {
+            .map(|(task_id, (e, host, port))| ComponentErrorRow {
                 error_time: e.time_secs,
                 time: e.time_secs,
                 error_host: host.clone(),

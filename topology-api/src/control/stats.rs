@@ -406,7 +406,7 @@ pub struct WorkerStatsRow {
 /// An error of a component (`componentErrors[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ComponentError {
+pub struct ComponentErrorRow {
     /// When, in Unix seconds.
     pub error_time: u64,
     /// The same (Storm's name before 0.11).
@@ -458,7 +458,7 @@ pub struct ComponentPage {
     /// One per worker running the component, in the asked window.
     pub worker_stats: Vec<WorkerStatsRow>,
     /// Recent errors, newest first.
-    pub component_errors: Vec<ComponentError>,
+    pub component_errors: Vec<ComponentErrorRow>,
 }
 
 #[cfg(test)]
