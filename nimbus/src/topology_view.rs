@@ -6,8 +6,8 @@ use crate::graph_rates;
 use crate::metrics_history::{TaskHistory, Totals};
 use std::collections::{BTreeMap, HashMap};
 use topology_api::control::stats::{
-    decimal3, BoltRow, BoltWindowStats, ComponentErrorRow, ComponentPage, LastError, SpoutRow,
-    TaskStatsRow, TopologyView, Window, WindowStats, WorkerRow, WorkerStatsRow,
+    decimal3, BoltRow, BoltWindowStats, ComponentErrorRow, ComponentPage, LastError, RowCounters,
+    SpoutRow, TaskStatsRow, TopologyView, Window, WindowStats, WorkerRow, WorkerStatsRow,
 };
 use topology_api::control::{Assignment, TopologyState, WorkerSlot};
 use topology_api::spec::{ComponentKind, TaskLayout, TopologySpec, ACKER_COMPONENT};
@@ -50,6 +50,22 @@ fn url_query(pairs: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
     url.query_pairs_mut().extend_pairs(pairs);
     url.query().unwrap_or_default().to_string()
+}
+
+/// A component page row's counters and latencies from an aggregate.
+fn row_counters(agg: &Aggregate) -> RowCounters {
+    let t = &agg.totals;
+    RowCounters {
+        emitted: t.emitted,
+        transferred: t.transferred,
+        acked: t.acked,
+        failed: t.failed,
+        executed: t.executed,
+        complete_latency: decimal3(t.complete_latency_ms()),
+        execute_latency: decimal3(t.execute_latency_ms()),
+        process_latency: decimal3(t.process_latency_ms()),
+        capacity: decimal3(agg.capacity),
+    }
 }
 
 /// What a set of tasks did in a window, and their highest latest capacity.
@@ -339,15 +355,7 @@ impl<'a> Snapshot<'a> {
                 supervisor_id: supervisor_id.clone(),
                 last_heartbeat_secs: history
                     .map(|h| self.now_ms.saturating_sub(h.last_at_ms) / 1000),
-                emitted: t.emitted,
-                transferred: t.transferred,
-                acked: t.acked,
-                failed: t.failed,
-                executed: t.executed,
-                complete_latency: decimal3(t.complete_latency_ms()),
-                execute_latency: decimal3(t.execute_latency_ms()),
-                process_latency: decimal3(t.process_latency_ms()),
-                capacity: decimal3(agg.capacity),
+                counters: row_counters(&agg),
                 log_link: link.clone(),
                 worker_log_link: link.clone(),
             });
@@ -381,16 +389,7 @@ impl<'a> Snapshot<'a> {
         let worker_stats = workers
             .into_values()
             .map(|(mut row, agg)| {
-                let t = agg.totals;
-                row.emitted = t.emitted;
-                row.transferred = t.transferred;
-                row.acked = t.acked;
-                row.failed = t.failed;
-                row.executed = t.executed;
-                row.complete_latency = decimal3(t.complete_latency_ms());
-                row.execute_latency = decimal3(t.execute_latency_ms());
-                row.process_latency = decimal3(t.process_latency_ms());
-                row.capacity = decimal3(agg.capacity);
+                row.counters = row_counters(&agg);
                 row
             })
             .collect();

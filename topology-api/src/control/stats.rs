@@ -323,6 +323,31 @@ pub struct TopologyView {
     pub graph: Graph,
 }
 
+/// The counters and latencies of a component page row (a task or a worker), flattened into
+/// the row's JSON as Storm's fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RowCounters {
+    /// Tuples emitted.
+    pub emitted: u64,
+    /// Tuple copies sent.
+    pub transferred: u64,
+    /// Acked.
+    pub acked: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Executed (bolts).
+    pub executed: u64,
+    /// Mean complete latency, ms (spouts).
+    pub complete_latency: String,
+    /// Mean execute latency, ms (bolts).
+    pub execute_latency: String,
+    /// Mean process latency, ms (bolts).
+    pub process_latency: String,
+    /// Capacity (bolts).
+    pub capacity: String,
+}
+
 /// One task of `GET /api/v1/topology/{id}/component/{component}` (`executorStats[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -341,24 +366,9 @@ pub struct TaskStatsRow {
     pub supervisor_id: String,
     /// Seconds since the task last reported; `None` if it never did.
     pub last_heartbeat_secs: Option<u64>,
-    /// Tuples emitted.
-    pub emitted: u64,
-    /// Tuple copies sent.
-    pub transferred: u64,
-    /// Acked.
-    pub acked: u64,
-    /// Failed.
-    pub failed: u64,
-    /// Executed (bolts).
-    pub executed: u64,
-    /// Mean complete latency, ms (spouts).
-    pub complete_latency: String,
-    /// Mean execute latency, ms (bolts).
-    pub execute_latency: String,
-    /// Mean process latency, ms (bolts).
-    pub process_latency: String,
-    /// Latest capacity (bolts).
-    pub capacity: String,
+    /// Its counters and latencies over the window.
+    #[serde(flatten)]
+    pub counters: RowCounters,
     /// Link to its worker's log page.
     pub log_link: String,
     /// The same link (Storm's name).
@@ -379,24 +389,9 @@ pub struct WorkerStatsRow {
     pub executors: u32,
     /// Tasks of the component in it.
     pub tasks: u32,
-    /// Tuples emitted.
-    pub emitted: u64,
-    /// Tuple copies sent.
-    pub transferred: u64,
-    /// Acked.
-    pub acked: u64,
-    /// Failed.
-    pub failed: u64,
-    /// Executed.
-    pub executed: u64,
-    /// Mean complete latency, ms.
-    pub complete_latency: String,
-    /// Mean execute latency, ms.
-    pub execute_latency: String,
-    /// Mean process latency, ms.
-    pub process_latency: String,
-    /// The highest latest capacity of its tasks.
-    pub capacity: String,
+    /// The counters of its tasks summed, latencies weighted, capacity the highest.
+    #[serde(flatten)]
+    pub counters: RowCounters,
     /// Link to its log page.
     pub log_link: String,
     /// The same link (Storm's name).
