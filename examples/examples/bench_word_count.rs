@@ -438,6 +438,7 @@ fn main() -> anyhow::Result<()> {
     let opts = LocalOptions {
         duration: Some(Duration::from_secs(args.seconds)),
         stop_on_ctrl_c: true,
+        ..LocalOptions::default()
     };
     let report = run_local_blocking(&topology, opts)?;
     let secs = report.elapsed.as_secs_f64();

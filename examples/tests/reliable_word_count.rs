@@ -7,10 +7,7 @@ use topology_api::{run_local, LocalOptions};
 
 async fn run(total: u64, fail_fraction: f64, spouts: u32) {
     let (topology, ledger) = reliable::topology(total, fail_fraction, spouts).unwrap();
-    let opts = LocalOptions {
-        duration: None,
-        stop_on_ctrl_c: false,
-    };
+    let opts = LocalOptions::default();
     let report = tokio::time::timeout(Duration::from_secs(120), run_local(&topology, opts))
         .await
         .expect("topology finished before the deadline")

@@ -3,7 +3,6 @@
 //! as it passes the size limit, fsynced, and renamed into place only if its hash matches; the
 //! temp file is removed on any error, and no binary is ever held in memory.
 
-use crate::linger;
 use axum::body::Body;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -11,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use topology_api::client::check_sha256;
+use topology_api::monitor::linger;
 
 /// Prefix of temp files of uploads in progress (removed at start: leftovers of a crash).
 const TEMP_PREFIX: &str = ".upload-";

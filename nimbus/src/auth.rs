@@ -3,7 +3,6 @@
 //! even its length leaks); a refusal is logged with the method, path and peer, never with what
 //! was sent.
 
-use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -11,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use topology_api::control::{presented_secret, SecretDigest, SECRET_HEADER};
+use topology_api::monitor::http::ApiError;
 
 /// Middleware: lets a request through only with the secret.
 pub(crate) async fn require_secret(
@@ -38,6 +38,6 @@ pub(crate) async fn require_secret(
         header_present = given.is_some(),
         "refused a request without the cluster secret"
     );
-    crate::linger::discard(req.into_body()).await;
+    topology_api::monitor::linger::discard(req.into_body()).await;
     ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong cluster secret").into_response()
 }

@@ -1,20 +1,20 @@
 //! Nimbus's state and the operations on it: the durable topologies and assignments (mirrored in
 //! memory, every change committed to the store before it is applied and answered), what the
-//! heartbeats said, and the scheduler round that reconciles the two.
+//! heartbeats said, and the scheduler round that reconciles the two. The monitoring API's
+//! answers are in [`monitoring`].
+
+mod monitoring;
 
 use crate::artifacts::ArtifactStore;
 use crate::clock::Clock;
 use crate::config::NimbusConfig;
-use crate::error::{ApiError, NimbusError};
+use crate::error::NimbusError;
 use crate::heartbeat::{check_supervisor_heartbeat, Heartbeats, Timeouts};
 use crate::log_proxy::LogProxy;
-use crate::metrics_history::MetricsHistory;
 use crate::reconcile;
 use crate::scheduler;
 use crate::state::{self, TopologyRecord};
 use crate::store::{Changes, Durable, Store, StoreError};
-use crate::topology_view::Snapshot;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,49 +22,17 @@ use tokio::sync::RwLock;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use topology_api::client::check_topology_name;
-use topology_api::control::stats::{pretty_duration, ComponentPage, Window};
+use topology_api::control::stats::pretty_duration;
 use topology_api::control::{
-    ActionResponse, Assignment, RebalanceRequest, SubmitRequest, SupervisorAssignments,
-    SupervisorHeartbeat, SupervisorList, TopologyDetails, TopologyList, TopologyState,
-    TopologySummary, WorkerDirective, WorkerHeartbeat,
+    ActionResponse, Assignment, SubmitRequest, SupervisorAssignments, SupervisorHeartbeat,
+    TopologyState, TopologySummary, WorkerDirective, WorkerHeartbeat,
 };
+use topology_api::monitor::http::ApiError;
+use topology_api::monitor::MetricsHistory;
 use topology_api::spec::TaskLayout;
 
 /// Names that are paths of the API, not topologies.
 const RESERVED_NAMES: &[&str] = &["summary"];
-
-/// `GET /api/v1/cluster/summary`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterSummary {
-    /// Live supervisors.
-    pub supervisors: u32,
-    /// Slots offered by live supervisors.
-    #[serde(rename = "slotsTotal")]
-    pub slots_total: u32,
-    /// Slots of live supervisors that assignments use.
-    #[serde(rename = "slotsUsed")]
-    pub slots_used: u32,
-    /// Slots of live supervisors that no assignment uses.
-    #[serde(rename = "slotsFree")]
-    pub slots_free: u32,
-    /// Live topologies.
-    pub topologies: u32,
-    /// Seconds since this Nimbus started.
-    #[serde(rename = "nimbusUptimeSeconds")]
-    pub nimbus_uptime_seconds: u64,
-    /// The same, as Storm writes it ("6m 5s").
-    #[serde(default, rename = "nimbusUptime")]
-    pub nimbus_uptime: String,
-    /// Executors assigned, all topologies.
-    #[serde(default, rename = "executorsTotal")]
-    pub executors_total: u32,
-    /// Tasks of all topologies.
-    #[serde(default, rename = "tasksTotal")]
-    pub tasks_total: u32,
-    /// The version of this Nimbus.
-    #[serde(default, rename = "tempestVersion")]
-    pub tempest_version: String,
-}
 
 /// The durable state in memory, and when each assignment was made (by this process).
 struct Core {
@@ -82,11 +50,13 @@ impl Core {
             .collect()
     }
 
+    /// The topology `name`; 404 if there is none.
     fn record(&self, name: &str) -> Result<&TopologyRecord, ApiError> {
-        self.durable
-            .topologies
-            .get(name)
-            .ok_or_else(|| ApiError::unknown_topology(name))
+        self.durable.topologies.get(name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "topology {name:?} is not known to Nimbus; `tempest list` shows the live ones"
+            ))
+        })
     }
 }
 
@@ -341,90 +311,6 @@ impl Cluster {
         }
     }
 
-    /// `GET /api/v1/topology/summary`.
-    pub(crate) async fn list(&self) -> TopologyList {
-        let core = self.core.read().await;
-        TopologyList {
-            topologies: core
-                .durable
-                .topologies
-                .values()
-                .map(|r| self.summary(&core, r))
-                .collect(),
-        }
-    }
-
-    /// `GET /api/v1/topology/{name}?window=&sys=`.
-    pub(crate) async fn describe(
-        &self,
-        name: &str,
-        window: Window,
-        sys: bool,
-    ) -> Result<TopologyDetails, ApiError> {
-        checked_name(name)?;
-        let core = self.core.read().await;
-        let rec = core.record(name)?;
-        let assignment = core.durable.assignments.get(name);
-        let worker_seen = self.worker_seen(name, assignment);
-        let now_ms = self.clock.now_ms();
-        let metrics = self.metrics();
-        let empty = Default::default();
-        let snapshot = Snapshot {
-            name,
-            state: rec.state,
-            spec: &rec.spec,
-            layout: TaskLayout::of(&rec.spec),
-            assignment,
-            tasks: metrics.tasks(name).unwrap_or(&empty),
-            worker_seen,
-            now_ms,
-        };
-        Ok(TopologyDetails {
-            summary: self.summary(&core, rec),
-            configuration: rec.spec.config.clone(),
-            assignment: assignment.cloned(),
-            tasks: metrics.latest(name, now_ms),
-            view: snapshot.topology_view(window, sys),
-        })
-    }
-
-    /// `GET /api/v1/topology/{name}/component/{component}?window=`.
-    pub(crate) async fn component(
-        &self,
-        name: &str,
-        component: &str,
-        window: Window,
-    ) -> Result<ComponentPage, ApiError> {
-        checked_name(name)?;
-        let core = self.core.read().await;
-        let rec = core.record(name)?;
-        let assignment = core.durable.assignments.get(name);
-        let worker_seen = self.worker_seen(name, assignment);
-        let metrics = self.metrics();
-        let empty = Default::default();
-        let snapshot = Snapshot {
-            name,
-            state: rec.state,
-            spec: &rec.spec,
-            layout: TaskLayout::of(&rec.spec),
-            assignment,
-            tasks: metrics.tasks(name).unwrap_or(&empty),
-            worker_seen,
-            now_ms: self.clock.now_ms(),
-        };
-        snapshot.component_page(component, window).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "topology {name:?} has no component {component:?}; it has {}",
-                snapshot
-                    .components(true)
-                    .iter()
-                    .map(|(id, _)| format!("{id:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
-    }
-
     /// Seconds since each worker of `assignment` last reported.
     fn worker_seen(
         &self,
@@ -484,31 +370,6 @@ impl Cluster {
         }
     }
 
-    /// `GET /metrics`: the Prometheus text of every task and the cluster.
-    pub(crate) async fn prometheus_text(&self) -> Result<String, ApiError> {
-        let summary = self.cluster_summary().await;
-        let core = self.core.read().await;
-        let now_ms = self.clock.now_ms();
-        let metrics = self.metrics();
-        let topologies: Vec<crate::prometheus::TopologyMetrics<'_>> = core
-            .durable
-            .topologies
-            .values()
-            .map(|rec| crate::prometheus::TopologyMetrics {
-                name: &rec.name,
-                state: rec.state,
-                workers: core
-                    .durable
-                    .assignments
-                    .get(&rec.name)
-                    .map_or(0, |a| a.workers.len() as u32),
-                tasks: metrics.tasks(&rec.name),
-            })
-            .collect();
-        crate::prometheus::encode(&summary, &topologies, now_ms)
-            .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))
-    }
-
     /// `GET /api/v1/topology/{name}/assignment`.
     pub(crate) async fn assignment(&self, name: &str) -> Result<Assignment, ApiError> {
         checked_name(name)?;
@@ -545,118 +406,6 @@ impl Cluster {
             state: rec.state,
             message,
         })
-    }
-
-    /// `POST /api/v1/topology/{name}/activate` and `.../deactivate`.
-    pub(crate) async fn set_active(
-        &self,
-        name: &str,
-        active: bool,
-    ) -> Result<ActionResponse, ApiError> {
-        self.transition(name, |rec, _| state::set_active(rec, active))
-            .await
-    }
-
-    /// `POST /api/v1/topology/{name}/kill/{wait_secs}`.
-    pub(crate) async fn kill(
-        &self,
-        name: &str,
-        wait_secs: u64,
-    ) -> Result<ActionResponse, ApiError> {
-        let answer = self
-            .transition(name, |rec, now| Ok(state::kill(rec, wait_secs, now)))
-            .await?;
-        if wait_secs == 0 {
-            self.reconcile_now().await;
-        }
-        Ok(answer)
-    }
-
-    /// `POST /api/v1/topology/{name}/rebalance/{wait_secs}`.
-    pub(crate) async fn rebalance(
-        &self,
-        name: &str,
-        wait_secs: u64,
-        req: RebalanceRequest,
-    ) -> Result<ActionResponse, ApiError> {
-        let answer = self
-            .transition(name, |rec, now| {
-                state::start_rebalance(rec, req, wait_secs, now)
-            })
-            .await?;
-        if wait_secs > 0 {
-            return Ok(answer);
-        }
-        self.reconcile_now().await;
-        let core = self.core.read().await;
-        Ok(match core.durable.topologies.get(name) {
-            Some(rec) => ActionResponse {
-                name: name.to_string(),
-                state: rec.state,
-                message: rec.scheduler_info.clone(),
-            },
-            None => answer,
-        })
-    }
-
-    /// `GET /api/v1/supervisor/summary`.
-    pub(crate) async fn supervisors(&self) -> SupervisorList {
-        let core = self.core.read().await;
-        let mut used: HashMap<&str, u32> = HashMap::new();
-        for a in core.durable.assignments.values() {
-            for w in &a.workers {
-                *used.entry(w.supervisor.as_str()).or_default() += 1;
-            }
-        }
-        let supervisors = self.heartbeats().summaries(
-            |id| used.get(id).copied().unwrap_or(0),
-            Instant::now(),
-            &self.timeouts,
-        );
-        SupervisorList { supervisors }
-    }
-
-    /// `GET /api/v1/cluster/summary`.
-    pub(crate) async fn cluster_summary(&self) -> ClusterSummary {
-        let list = self.supervisors().await;
-        let topologies = self.core.read().await.durable.topologies.len() as u32;
-        let live = list.supervisors.iter().filter(|s| s.alive);
-        let (mut total, mut used, mut count) = (0, 0, 0);
-        for s in live {
-            count += 1;
-            total += s.slots_total;
-            used += s.slots_used.min(s.slots_total);
-        }
-        let (executors_total, tasks_total) = {
-            let core = self.core.read().await;
-            let executors = core
-                .durable
-                .assignments
-                .values()
-                .flat_map(|a| &a.workers)
-                .map(|w| w.executors.len() as u32)
-                .sum();
-            let tasks = core
-                .durable
-                .topologies
-                .values()
-                .map(|r| TaskLayout::of(&r.spec).max_task())
-                .sum();
-            (executors, tasks)
-        };
-        let uptime = self.timeouts.started.elapsed().as_secs();
-        ClusterSummary {
-            supervisors: count,
-            slots_total: total,
-            slots_used: used,
-            slots_free: total - used,
-            topologies,
-            nimbus_uptime_seconds: uptime,
-            nimbus_uptime: pretty_duration(uptime),
-            executors_total,
-            tasks_total,
-            tempest_version: env!("CARGO_PKG_VERSION").to_string(),
-        }
     }
 
     /// `POST /api/v1/supervisor/heartbeat`.

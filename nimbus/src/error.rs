@@ -1,11 +1,9 @@
-//! Errors: [`ApiError`] is what a handler answers with (a status and a JSON `ErrorBody` naming
-//! the culprit); [`NimbusError`] is why Nimbus could not start or stopped.
+//! Errors: [`NimbusError`] is why Nimbus could not start or stopped; the errors of its parts
+//! become [`ApiError`] answers (a status and a JSON `ErrorBody` naming the culprit) here.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use std::path::PathBuf;
-use topology_api::control::ErrorBody;
+use topology_api::monitor::http::ApiError;
 
 /// Why Nimbus could not start, or why its server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -30,71 +28,6 @@ pub enum NimbusError {
     /// A background task panicked.
     #[error("{0} crashed: {1}")]
     Crashed(&'static str, String),
-}
-
-/// An error answer: an HTTP status and a message naming what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiError {
-    pub(crate) status: StatusCode,
-    pub(crate) message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// 400: the request is wrong.
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    /// 404: no such topology, artifact or endpoint.
-    pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-
-    /// 404 for an unknown topology.
-    pub(crate) fn unknown_topology(name: &str) -> Self {
-        Self::not_found(format!(
-            "topology {name:?} is not known to Nimbus; `tempest list` shows the live ones"
-        ))
-    }
-
-    /// 409: a duplicate name, or an action the topology's state does not allow.
-    pub(crate) fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-
-    /// 413: a body above its limit.
-    pub(crate) fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
-    }
-
-    /// 500: Nimbus failed (the state store, a file).
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), "{}", self.message);
-        } else {
-            tracing::debug!(status = self.status.as_u16(), "{}", self.message);
-        }
-        (
-            self.status,
-            Json(ErrorBody {
-                error: self.message,
-            }),
-        )
-            .into_response()
-    }
 }
 
 impl From<crate::store::StoreError> for ApiError {

@@ -1,5 +1,6 @@
 //! What the heartbeats say, kept in memory: the supervisor registry and its liveness, and when
-//! each assigned worker slot last reported. (The tasks' metrics are in `metrics_history`.)
+//! each assigned worker slot last reported. (The tasks' metrics are in the
+//! `MetricsHistory` of `topology_api::monitor`.)
 
 use crate::scheduler::SupervisorSlots;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -8,10 +9,6 @@ use tokio::time::Instant;
 use topology_api::control::stats::pretty_duration;
 use topology_api::control::{Assignment, SupervisorHeartbeat, SupervisorSummary};
 
-/// Errors kept per task (the most recent).
-pub(crate) const MAX_ERRORS_PER_TASK: usize = 10;
-/// Characters kept of one task error.
-pub(crate) const MAX_ERROR_CHARS: usize = 2_000;
 /// Slots one supervisor may offer.
 pub(crate) const MAX_SLOTS_PER_SUPERVISOR: usize = 1_024;
 /// A supervisor silent this long is forgotten (it is listed as dead until then).

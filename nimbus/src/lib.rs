@@ -26,24 +26,17 @@ mod clock;
 mod cluster;
 mod config;
 mod error;
-mod graph_rates;
 mod heartbeat;
-mod linger;
 mod log_proxy;
-mod metrics_history;
-mod prometheus;
 mod reconcile;
 mod scheduler;
 mod state;
 mod store;
-mod storm_api;
-mod topology_view;
-mod ui;
 
 pub use clock::Clock;
-pub use cluster::ClusterSummary;
 pub use config::{ConfigError, NimbusConfig};
 pub use error::NimbusError;
+pub use topology_api::control::ClusterSummary;
 
 use std::future::Future;
 use std::net::SocketAddr;

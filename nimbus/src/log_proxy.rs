@@ -2,17 +2,13 @@
 //! server of the supervisor that offers its slot (with the cluster secret) and streamed back,
 //! so a browser needs to reach Nimbus only.
 
-use crate::api::{Params, QueryParams};
-use crate::cluster::Cluster;
-use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures::StreamExt;
-use std::sync::Arc;
 use std::time::Duration;
 use topology_api::control::SECRET_HEADER;
+use topology_api::monitor::http::ApiError;
 
 /// Answers longer than this are cut (a supervisor answers at most 1 MiB).
 const MAX_PROXIED_BYTES: usize = 2 << 20;
@@ -44,7 +40,7 @@ impl LogProxy {
     }
 
     /// Fetches `file` from the log server at `base` with the given range parameters.
-    async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         base: &str,
         file: &str,
@@ -94,24 +90,4 @@ impl LogProxy {
             .body(Body::from_stream(body))
             .map_err(|e| bad_gateway(format!("cannot pass the supervisor's answer on: {e}")))
     }
-}
-
-/// The handler.
-pub(crate) async fn worker_log(
-    State(cluster): State<Arc<Cluster>>,
-    Params((name, host, port)): Params<(String, String, String)>,
-    QueryParams(query): QueryParams,
-) -> Result<Response, ApiError> {
-    let port: u16 = port
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("port {port:?} is not a port number")))?;
-    let base = cluster.log_server(&name, &host, port).await?;
-    let range: Vec<(&str, String)> = ["start", "length"]
-        .into_iter()
-        .filter_map(|k| query.get(k).map(|v| (k, v.clone())))
-        .collect();
-    cluster
-        .log_proxy
-        .fetch(&base, &format!("{name}-{port}.log"), &range)
-        .await
 }

@@ -382,6 +382,39 @@ pub struct SupervisorList {
     pub supervisors: Vec<SupervisorSummary>,
 }
 
+/// `GET /api/v1/cluster/summary`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSummary {
+    /// Live supervisors.
+    pub supervisors: u32,
+    /// Slots offered by live supervisors.
+    #[serde(rename = "slotsTotal")]
+    pub slots_total: u32,
+    /// Slots of live supervisors that assignments use.
+    #[serde(rename = "slotsUsed")]
+    pub slots_used: u32,
+    /// Slots of live supervisors that no assignment uses.
+    #[serde(rename = "slotsFree")]
+    pub slots_free: u32,
+    /// Live topologies.
+    pub topologies: u32,
+    /// Seconds since this Nimbus started.
+    #[serde(rename = "nimbusUptimeSeconds")]
+    pub nimbus_uptime_seconds: u64,
+    /// The same, as Storm writes it ("6m 5s").
+    #[serde(default, rename = "nimbusUptime")]
+    pub nimbus_uptime: String,
+    /// Executors assigned, all topologies.
+    #[serde(default, rename = "executorsTotal")]
+    pub executors_total: u32,
+    /// Tasks of all topologies.
+    #[serde(default, rename = "tasksTotal")]
+    pub tasks_total: u32,
+    /// The version of this Nimbus.
+    #[serde(default, rename = "tempestVersion")]
+    pub tempest_version: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,12 @@ pub struct LocalArgs {
     /// Do not print the per-component summary at the end.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve the web UI and REST API on this port while the topology runs (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    pub ui: Option<u16>,
+    /// The address the web UI listens on (with --ui).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", requires = "ui")]
+    pub ui_host: std::net::IpAddr,
 }
 
 /// The default command line of a topology binary.
@@ -151,6 +157,7 @@ pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError
             let opts = LocalOptions {
                 duration: args.duration,
                 stop_on_ctrl_c: true,
+                ui: args.ui.map(|port| (args.ui_host, port).into()),
             };
             match run_local_blocking(&topology, opts) {
                 Ok(report) => {

@@ -21,6 +21,7 @@ mod executor;
 mod grouping;
 mod local;
 mod metrics;
+pub mod monitor;
 pub mod spec;
 mod transfer;
 mod transport;

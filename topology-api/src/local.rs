@@ -4,14 +4,17 @@
 use crate::builder::Topology;
 use crate::collector::TaskStats;
 use crate::executor::{TaskReport, TopologyStatus};
+use crate::metrics::MetricsBoard;
+use crate::monitor::{LocalMonitor, LocalUi};
 use crate::spec::TaskLayout;
 use crate::worker::{plan_executors, run_executors, RunError};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// How long local mode runs.
+/// How long local mode runs, and whether it serves the web UI.
 #[derive(Debug, Clone, Default)]
 pub struct LocalOptions {
     /// Stop after this long (spouts are deactivated and closed, queued tuples drain).
@@ -19,6 +22,9 @@ pub struct LocalOptions {
     pub duration: Option<Duration>,
     /// Stop on Ctrl-C (the `local` command sets this).
     pub stop_on_ctrl_c: bool,
+    /// Serve the web UI and the monitoring REST API (as Nimbus does) on this address while the
+    /// topology runs; port 0 picks a free port (the log says which).
+    pub ui: Option<SocketAddr>,
 }
 
 /// What a local run did.
@@ -107,8 +113,30 @@ pub async fn run_local(topology: &Topology, opts: LocalOptions) -> Result<LocalR
             status.send_replace(TopologyStatus::Killed);
         })
     };
-    let result = run_executors(topology, plans, status).await;
+    let (ui, board) = match opts.ui {
+        Some(addr) => {
+            let board = Arc::new(MetricsBoard::default());
+            let monitor = LocalMonitor::new(
+                &topology.spec,
+                plans.clone(),
+                status.clone(),
+                board.clone(),
+                addr.port(),
+            );
+            let ui = LocalUi::start(addr, monitor).await.map_err(|e| {
+                stopper.abort();
+                RunError::Ui(format!("cannot serve the web UI on {addr}: {e}"))
+            })?;
+            tracing::info!("web UI at {}", ui.topology_url(&topology.spec.name));
+            (Some(ui), Some(board))
+        }
+        None => (None, None),
+    };
+    let result = run_executors(topology, plans, status, board).await;
     stopper.abort();
+    if let Some(ui) = ui {
+        ui.stop().await;
+    }
     Ok(LocalReport {
         tasks: result?,
         elapsed: start.elapsed(),

@@ -44,6 +44,9 @@ pub enum RunError {
     /// An executor panicked outside user callbacks (a bug in Tempest).
     #[error("executor crashed: {0}")]
     Crashed(String),
+    /// Local mode could not serve its web UI (e.g. the port is taken).
+    #[error("{0}")]
+    Ui(String),
 }
 
 /// One executor: a component and the contiguous range of its tasks it runs.
@@ -76,13 +79,16 @@ pub fn plan_executors(spec: &TopologySpec, layout: &TaskLayout) -> Vec<ExecutorP
 
 /// Runs `hosted` executors of `topology` in this process until they all end: spouts when
 /// finished (every tree complete) or when `status` says killed; bolts and ackers when their
-/// inputs are done. Every task must be hosted here (local mode).
+/// inputs are done. Every task must be hosted here (local mode). Metrics are published to
+/// `board` if given.
 pub async fn run_executors(
     topology: &Topology,
     hosted: Vec<ExecutorPlan>,
     status: Arc<watch::Sender<TopologyStatus>>,
+    board: Option<Arc<MetricsBoard>>,
 ) -> Result<Vec<TaskReport>, RunError> {
-    let (running, inbound) = spawn_executors(topology, hosted, status, &Transfer::default(), None)?;
+    let (running, inbound) =
+        spawn_executors(topology, hosted, status, &Transfer::default(), board)?;
     // Nothing arrives from outside: only executors hold senders, so queues close in DAG order.
     drop(inbound);
     running.join().await

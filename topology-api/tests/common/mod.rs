@@ -14,10 +14,7 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs `topology` in local mode until it ends by itself; panics on the deadline.
 pub async fn try_run(topology: &Topology) -> Result<LocalReport, RunError> {
-    let opts = LocalOptions {
-        duration: None,
-        stop_on_ctrl_c: false,
-    };
+    let opts = LocalOptions::default();
     match tokio::time::timeout(DEADLINE, run_local(topology, opts)).await {
         Ok(r) => r,
         Err(_) => panic!(

@@ -3,9 +3,13 @@
 //! history of them, so any window's counts are a subtraction and its mean latencies a ratio of
 //! two subtractions. See "How the windows are computed" in `docs/design/rest-api.md`.
 
-use crate::heartbeat::{MAX_ERRORS_PER_TASK, MAX_ERROR_CHARS};
+use crate::control::{PlacedTaskMetrics, TaskError, TaskMetrics, WorkerHeartbeat};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use topology_api::control::{PlacedTaskMetrics, TaskError, TaskMetrics, WorkerHeartbeat};
+
+/// Errors kept per task (the most recent).
+pub(crate) const MAX_ERRORS_PER_TASK: usize = 10;
+/// Characters kept of one task error.
+pub(crate) const MAX_ERROR_CHARS: usize = 2_000;
 
 /// Span over which rates and recent latencies are computed: a task's newest sample against
 /// its oldest one at most this much older. A task silent for this long has no rate.
@@ -184,7 +188,7 @@ impl Samples {
 
 /// One task's history.
 #[derive(Debug, Clone)]
-pub(crate) struct TaskHistory {
+pub struct TaskHistory {
     /// Its component.
     pub(crate) component: String,
     /// The worker it last reported from.
@@ -242,6 +246,16 @@ impl TaskHistory {
         let oldest = fine.iter().find(|s| s.at_ms >= from)?;
         let secs = (newest.at_ms - oldest.at_ms) as f64 / 1000.0;
         (secs > 0.0).then(|| (newest.totals.since(&oldest.totals), secs))
+    }
+
+    /// The latest report as sent, with where the task ran.
+    pub(crate) fn placed(&self, now_ms: u64) -> PlacedTaskMetrics {
+        PlacedTaskMetrics {
+            host: self.host.clone(),
+            port: self.port,
+            last_heartbeat_secs: now_ms.saturating_sub(self.last_at_ms) / 1000,
+            metrics: self.latest.clone(),
+        }
     }
 
     /// Recent errors with the host and port that reported them, newest first.
@@ -302,7 +316,7 @@ fn bounded(mut m: TaskMetrics) -> TaskMetrics {
 
 /// The histories of every task of every live topology.
 #[derive(Debug, Default)]
-pub(crate) struct MetricsHistory {
+pub struct MetricsHistory {
     topologies: HashMap<String, BTreeMap<u32, TaskHistory>>,
 }
 
@@ -312,7 +326,7 @@ impl MetricsHistory {
     /// the assignment, so its workers started counting after it; otherwise (Nimbus restarted)
     /// what a task counted before its first report here goes to "all time" only, as Nimbus
     /// cannot tell when it happened.
-    pub(crate) fn record_worker(
+    pub fn record_worker(
         &mut self,
         hb: WorkerHeartbeat,
         max_task: u32,
@@ -347,29 +361,12 @@ impl MetricsHistory {
     }
 
     /// A topology's tasks by id (empty if none reported).
-    pub(crate) fn tasks(&self, topology: &str) -> Option<&BTreeMap<u32, TaskHistory>> {
+    pub fn tasks(&self, topology: &str) -> Option<&BTreeMap<u32, TaskHistory>> {
         self.topologies.get(topology)
     }
 
-    /// The latest reports of a topology's tasks as sent, with where they ran.
-    pub(crate) fn latest(&self, topology: &str, now_ms: u64) -> Vec<PlacedTaskMetrics> {
-        self.tasks(topology)
-            .map(|tasks| {
-                tasks
-                    .values()
-                    .map(|t| PlacedTaskMetrics {
-                        host: t.host.clone(),
-                        port: t.port,
-                        last_heartbeat_secs: now_ms.saturating_sub(t.last_at_ms) / 1000,
-                        metrics: t.latest.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// Keeps only the topologies `live` says are live.
-    pub(crate) fn retain(&mut self, live: impl Fn(&str) -> bool) {
+    pub fn retain(&mut self, live: impl Fn(&str) -> bool) {
         self.topologies.retain(|t, _| live(t));
     }
 }
@@ -529,9 +526,9 @@ mod tests {
         assert_eq!(errors.len(), MAX_ERRORS_PER_TASK);
         assert_eq!(errors[0].0.time_secs, 49, "newest first");
         assert!(errors[0].0.error.len() <= MAX_ERROR_CHARS + 3);
-        let latest = h.latest("t", t0 + 5_000);
-        assert_eq!(latest[0].last_heartbeat_secs, 3);
-        assert_eq!(latest[0].metrics.errors.len(), MAX_ERRORS_PER_TASK);
+        let latest = tasks[&1].placed(t0 + 5_000);
+        assert_eq!(latest.last_heartbeat_secs, 3);
+        assert_eq!(latest.metrics.errors.len(), MAX_ERRORS_PER_TASK);
         h.retain(|_| false);
         assert!(h.tasks("t").is_none());
     }

@@ -5,11 +5,11 @@
 //! Exact for a bolt with one input; over-estimates the share of a producer that also emits on
 //! streams the bolt does not subscribe to. See `docs/design/rest-api.md`.
 
-use crate::metrics_history::Totals;
-use crate::topology_view::{kind_name, Snapshot};
+use super::history::Totals;
+use super::view::{kind_name, Snapshot};
+use crate::control::stats::{Graph, GraphEdge, GraphNode};
+use crate::spec::{ComponentKind, GroupingSpec};
 use std::collections::HashMap;
-use topology_api::control::stats::{Graph, GraphEdge, GraphNode};
-use topology_api::spec::{ComponentKind, GroupingSpec};
 
 /// Emitted and executed tuples per second of a component over the last ~30 s (the sum of its
 /// tasks' rates; a task silent for 30 s adds nothing).

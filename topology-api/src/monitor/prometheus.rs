@@ -3,8 +3,9 @@
 //! values live in the metrics history, not in long-lived metric objects). Metric names and
 //! meanings are listed in `docs/design/rest-api.md`.
 
-use crate::cluster::ClusterSummary;
-use crate::metrics_history::{TaskHistory, Totals};
+use super::history::{TaskHistory, Totals};
+use crate::control::ClusterSummary;
+use crate::control::TopologyState;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,21 +13,20 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-use topology_api::control::TopologyState;
 
 /// The content type of the answer.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// One topology as `/metrics` shows it.
-pub(crate) struct TopologyMetrics<'a> {
+pub struct TopologyMetrics<'a> {
     /// Its name.
-    pub(crate) name: &'a str,
+    pub name: &'a str,
     /// Its state.
-    pub(crate) state: TopologyState,
+    pub state: TopologyState,
     /// Workers assigned.
-    pub(crate) workers: u32,
+    pub workers: u32,
     /// Its tasks' histories, if any reported.
-    pub(crate) tasks: Option<&'a BTreeMap<u32, TaskHistory>>,
+    pub tasks: Option<&'a BTreeMap<u32, TaskHistory>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,7 +74,7 @@ fn plain_gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
 }
 
 /// The exposition of the cluster summary and the topologies, at `now_ms`.
-pub(crate) fn encode(
+pub fn encode(
     cluster: &ClusterSummary,
     topologies: &[TopologyMetrics<'_>],
     now_ms: u64,

@@ -13,7 +13,7 @@ const MAX_BYTES: u64 = 64 << 20;
 const MAX_TIME: Duration = Duration::from_secs(10);
 
 /// Reads and discards what is left of `body`, within the limits.
-pub(crate) async fn discard(body: Body) {
+pub async fn discard(body: Body) {
     let mut stream = body.into_data_stream();
     let read = tokio::time::timeout(MAX_TIME, async {
         let mut n = 0u64;

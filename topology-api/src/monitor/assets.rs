@@ -1,6 +1,6 @@
-//! The web UI: plain HTML, CSS and JavaScript modules from `nimbus/ui/`, embedded in the binary
-//! with `include_bytes!` (no build step, nothing fetched from elsewhere) and served without the
-//! cluster secret — they hold no data. The pages ask for the secret once, keep it in the tab's
+//! The web UI's files: plain HTML, CSS and JavaScript modules from `topology-api/ui/`, embedded
+//! in the binary with `include_bytes!` (no build step, nothing fetched from elsewhere) and
+//! served without the cluster secret — they hold no data. The pages ask for the secret once, keep it in the tab's
 //! `sessionStorage` and send it with every API call (`x-tempest-secret`); the API checks it.
 //!
 //! Pages: `/` (cluster), `/topology.html?id=`, `/component.html?topology=&id=`,
@@ -13,7 +13,7 @@ use axum::Router;
 
 /// One embedded file.
 struct Asset {
-    /// Its file name under `nimbus/ui/`, also its URL path (`/<name>`).
+    /// Its file name under `topology-api/ui/`, also its URL path (`/<name>`).
     name: &'static str,
     content_type: &'static str,
     body: &'static [u8],
@@ -29,12 +29,12 @@ macro_rules! asset {
         Asset {
             name: $name,
             content_type: $content_type,
-            body: include_bytes!(concat!("../ui/", $name)),
+            body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ui/", $name)),
         }
     };
 }
 
-/// Every file of `nimbus/ui/` (a test checks that none is missing). The first is the home page.
+/// Every file of `topology-api/ui/` (a test checks that none is missing). The first is the home page.
 static ASSETS: &[Asset] = &[
     asset!("index.html", HTML),
     asset!("topology.html", HTML),
@@ -51,13 +51,13 @@ static ASSETS: &[Asset] = &[
     asset!("log.js", JS),
 ];
 
-/// Scripts and styles only from Nimbus itself, calls only to Nimbus, no framing.
+/// Scripts, styles and API calls only from the server itself, no framing.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
 /// The UI's routes: `/` and `/<file>` for every embedded file. No secret needed.
-pub(crate) fn routes() -> Router {
+pub fn routes() -> Router {
     let mut router = Router::new().route("/", get(|| async { serve(&ASSETS[0]) }));
     for asset in ASSETS {
         router = router.route(
@@ -74,7 +74,7 @@ fn serve(asset: &'static Asset) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.content_type),
         ),
-        // Revalidate every time: a new Nimbus version is picked up at once.
+        // Revalidate every time: a new version is picked up at once.
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (
             header::X_CONTENT_TYPE_OPTIONS,
@@ -96,28 +96,13 @@ fn serve(asset: &'static Asset) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::NimbusConfig;
     use std::collections::BTreeSet;
-
-    const SECRET: &str = "ui-test-secret";
-
-    async fn nimbus(dir: &std::path::Path) -> crate::NimbusHandle {
-        let config = NimbusConfig {
-            data_dir: dir.join("nimbus"),
-            secret: Some(SECRET.into()),
-            ..NimbusConfig::default()
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        crate::serve(listener, config).await.expect("nimbus")
-    }
 
     #[test]
     fn every_file_of_the_ui_dir_is_embedded() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
         let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
-            .expect("nimbus/ui")
+            .expect("topology-api/ui")
             .map(|e| {
                 e.expect("dir entry")
                     .file_name()
@@ -126,7 +111,10 @@ mod tests {
             })
             .collect();
         let embedded: BTreeSet<String> = ASSETS.iter().map(|a| a.name.to_string()).collect();
-        assert_eq!(on_disk, embedded, "add new files of nimbus/ui/ to ASSETS");
+        assert_eq!(
+            on_disk, embedded,
+            "add new files of topology-api/ui/ to ASSETS"
+        );
     }
 
     #[test]
@@ -155,43 +143,5 @@ mod tests {
                 asset.name
             );
         }
-    }
-
-    #[tokio::test]
-    async fn pages_are_served_without_the_secret_and_the_api_still_needs_it() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let nimbus = nimbus(dir.path()).await;
-        let http = reqwest::Client::new();
-        for (path, name) in [("/", "index.html")]
-            .into_iter()
-            .chain(ASSETS.iter().map(|a| ("", a.name)))
-        {
-            let url = if path.is_empty() {
-                format!("{}/{name}", nimbus.url())
-            } else {
-                format!("{}{path}", nimbus.url())
-            };
-            let resp = http.get(&url).send().await.expect("GET");
-            assert_eq!(resp.status(), 200, "{url}");
-            let asset = ASSETS.iter().find(|a| a.name == name).expect("asset");
-            let headers = resp.headers().clone();
-            assert_eq!(headers[header::CONTENT_TYPE], asset.content_type, "{url}");
-            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-            assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
-            assert_eq!(resp.bytes().await.expect("body"), asset.body, "{url}");
-        }
-        let api = http
-            .get(format!("{}/api/v1/cluster/summary", nimbus.url()))
-            .send()
-            .await
-            .expect("GET");
-        assert_eq!(api.status(), 401, "the API still requires the secret");
-        let other = http
-            .get(format!("{}/secret.txt", nimbus.url()))
-            .send()
-            .await
-            .expect("GET");
-        assert_eq!(other.status(), 401, "only the UI's own files are public");
-        nimbus.shutdown().await.expect("shutdown");
     }
 }

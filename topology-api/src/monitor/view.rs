@@ -2,37 +2,38 @@
 //! one topology: its spec, assignment and task histories. Pure: no locks, no I/O, the time is
 //! given.
 
-use crate::graph_rates;
-use crate::metrics_history::{TaskHistory, Totals};
-use std::collections::{BTreeMap, HashMap};
-use topology_api::control::stats::{
+use super::graph_rates;
+use super::history::{TaskHistory, Totals};
+use super::http::ApiError;
+use crate::control::stats::{
     decimal3, BoltRow, BoltWindowStats, ComponentErrorRow, ComponentPage, LastError, RowCounters,
     SpoutRow, TaskStatsRow, TopologyView, Window, WindowStats, WorkerRow, WorkerStatsRow,
 };
-use topology_api::control::{Assignment, TopologyState, WorkerSlot};
-use topology_api::spec::{ComponentKind, TaskLayout, TopologySpec, ACKER_COMPONENT};
+use crate::control::{Assignment, TopologyDetails, TopologyState, TopologySummary, WorkerSlot};
+use crate::spec::{ComponentKind, TaskLayout, TopologySpec, ACKER_COMPONENT};
+use std::collections::{BTreeMap, HashMap};
 
 /// Config key of the message timeout (Storm's `msgTimeout`).
 const MESSAGE_TIMEOUT: &str = "topology.message.timeout.secs";
 
-/// One topology as the views need it, taken under Nimbus's locks.
-pub(crate) struct Snapshot<'a> {
+/// One topology as the views need it (Nimbus takes it under its locks).
+pub struct Snapshot<'a> {
     /// Its name (and id).
-    pub(crate) name: &'a str,
+    pub name: &'a str,
     /// Its state.
-    pub(crate) state: TopologyState,
+    pub state: TopologyState,
     /// Its spec.
-    pub(crate) spec: &'a TopologySpec,
+    pub spec: &'a TopologySpec,
     /// Its task numbering (`TaskLayout::of(spec)`).
-    pub(crate) layout: TaskLayout,
+    pub layout: TaskLayout,
     /// Its assignment, if scheduled.
-    pub(crate) assignment: Option<&'a Assignment>,
+    pub assignment: Option<&'a Assignment>,
     /// Its tasks' histories.
-    pub(crate) tasks: &'a BTreeMap<u32, TaskHistory>,
+    pub tasks: &'a BTreeMap<u32, TaskHistory>,
     /// Seconds since each worker (host, port) of the assignment last reported.
-    pub(crate) worker_seen: HashMap<(String, u16), u64>,
+    pub worker_seen: HashMap<(String, u16), u64>,
     /// Now, Unix ms.
-    pub(crate) now_ms: u64,
+    pub now_ms: u64,
 }
 
 /// The UI page showing a worker's log.
@@ -46,7 +47,7 @@ pub(crate) fn log_link(topology: &str, host: &str, port: u16) -> String {
 }
 
 /// `k=v&...` with the values percent-encoded.
-fn url_query(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn url_query(pairs: &[(&str, &str)]) -> String {
     let mut url = reqwest::Url::parse("http://x/").expect("a constant URL parses");
     url.query_pairs_mut().extend_pairs(pairs);
     url.query().unwrap_or_default().to_string()
@@ -318,8 +319,36 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    /// `GET /api/v1/topology/{id}/component/{component}`; `None` if it has no such component.
-    pub(crate) fn component_page(&self, component: &str, window: Window) -> Option<ComponentPage> {
+    /// `GET /api/v1/topology/{id}`: `summary` with the config, the assignment, the latest
+    /// report of every task and the view of `window`.
+    pub fn details(&self, summary: TopologySummary, window: Window, sys: bool) -> TopologyDetails {
+        TopologyDetails {
+            summary,
+            configuration: self.spec.config.clone(),
+            assignment: self.assignment.cloned(),
+            tasks: self.tasks.values().map(|t| t.placed(self.now_ms)).collect(),
+            view: self.topology_view(window, sys),
+        }
+    }
+
+    /// `GET /api/v1/topology/{id}/component/{component}`; 404 naming the components there are
+    /// if it has no such component.
+    pub fn component(&self, component: &str, window: Window) -> Result<ComponentPage, ApiError> {
+        self.component_page(component, window).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "topology {:?} has no component {component:?}; it has {}",
+                self.name,
+                self.components(true)
+                    .iter()
+                    .map(|(id, _)| format!("{id:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// The component page; `None` if it has no such component.
+    fn component_page(&self, component: &str, window: Window) -> Option<ComponentPage> {
         let kind = self.kind_of(component)?;
         let range = self.layout.tasks(component);
         let mut executor_stats = Vec::new();
