@@ -106,6 +106,16 @@ impl Daemon {
         }
     }
 
+    /// Waits until it exits, at most `timeout`; its exit status.
+    pub async fn exited(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a running process");
+        eventually("the process to exit", timeout, || {
+            let status = child.try_wait().expect("try_wait");
+            async move { status }
+        })
+        .await
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.child
@@ -117,6 +127,74 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// The test topology in local mode with its web UI (`local --ui 0`): one process, killed when
+/// dropped.
+pub struct LocalRun {
+    /// The process (its log has stdout and stderr).
+    pub daemon: Daemon,
+    /// Its temp dir (the topology's `test.dir` is `out/` in it).
+    pub dir: PathBuf,
+    /// The base URL of its web UI and REST API.
+    pub url: String,
+}
+
+impl LocalRun {
+    /// The topology's name.
+    pub const TOPOLOGY: &'static str = "cluster-word-count";
+
+    /// Starts it emitting `sentences` ids at `rate` per second; waits for the URL in its log.
+    pub async fn start(name: &str, sentences: u64, rate: u64) -> LocalRun {
+        let dir = std::env::temp_dir().join(format!(
+            "tempest-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("out")).expect("test dir");
+        let args: Vec<String> = vec![
+            "local".into(),
+            "--ui".into(),
+            "0".into(),
+            "-c".into(),
+            format!("test.dir={}", dir.join("out").display()),
+            "-c".into(),
+            format!("test.sentences={sentences}"),
+            "-c".into(),
+            format!("test.rate={rate}"),
+        ];
+        let daemon = Daemon::spawn(&topology_bin(), &args, dir.join("local.log"));
+        let log = daemon.log.clone();
+        let url = eventually(
+            "local mode to log its web UI's URL",
+            Duration::from_secs(30),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let url = text
+                    .split("web UI at ")
+                    .nth(1)
+                    .and_then(|rest| rest.split("/topology.html").next().map(str::to_string));
+                async move { url }
+            },
+        )
+        .await;
+        LocalRun { daemon, dir, url }
+    }
+
+    /// Its log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.daemon.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalRun {
+    fn drop(&mut self) {
+        self.daemon.kill9();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

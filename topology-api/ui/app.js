@@ -6,7 +6,7 @@ const SECRET_KEY = 'tempest.secret';
 /** How often pages poll the API. */
 export const POLL_MS = 2000;
 
-/** An API answer that was not 2xx (status 0: Nimbus did not answer). */
+/** An API answer that was not 2xx (status 0: the server did not answer). */
 export class ApiError extends Error {
   constructor(status, message, detail) {
     super(message);
@@ -207,11 +207,11 @@ export async function api(path, { method = 'GET', body, raw = false } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
-    throw new ApiError(0, `Nimbus did not answer (${e.message}).`);
+    throw new ApiError(0, `The server did not answer (${e.message}).`);
   }
   if (resp.status === 401) {
     askForSecret(secret
-      ? 'Nimbus refused this secret (401). Enter the cluster secret again.'
+      ? 'The server refused this secret (401). Enter the cluster secret again.'
       : 'This cluster needs its secret (TEMPEST_SECRET) to show anything.');
     throw new ApiError(401, 'missing or wrong cluster secret');
   }
@@ -323,7 +323,7 @@ export function poll(refresh) {
       if (e instanceof ApiError && e.status === 401) {
         setLive(false, 'waiting for the secret');
       } else if (e instanceof ApiError && e.status === 0) {
-        setLive(false, 'Nimbus unreachable, retrying');
+        setLive(false, 'server unreachable, retrying');
         banner(e.message);
       } else {
         setLive(false, 'error');

@@ -46,7 +46,7 @@ async function refresh() {
     fact('Topologies', int(summary.topologies)),
     summary.executorsTotal !== undefined ? fact('Executors', int(summary.executorsTotal)) : null,
     summary.tasksTotal !== undefined ? fact('Tasks', int(summary.tasksTotal)) : null,
-    fact('Nimbus uptime', summary.nimbusUptime ?? duration(summary.nimbusUptimeSeconds)),
+    fact('Uptime', summary.nimbusUptime ?? duration(summary.nimbusUptimeSeconds)),
     summary.tempestVersion ? fact('Version', summary.tempestVersion) : null);
   topologies.update(topos.topologies ?? []);
   supervisors.update(sups.supervisors ?? []);
