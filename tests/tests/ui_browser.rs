@@ -3,6 +3,8 @@
 //! asks for the cluster secret, then shows the components with non-zero counts and draws the
 //! graph (a node per component, an edge per stream, labelled with the grouping) and the live
 //! charts; the deactivate button, once confirmed, deactivates the topology (the API says so).
+//! The same page served by local mode (`local --ui 0`) shows the same, without asking for a
+//! secret.
 //!
 //! The page's screenshot is written to `$CARGO_TARGET_TMPDIR/ui-topology.png`, and to
 //! `docs/ui-topology.png` (shown in the README) when `TEMPEST_UPDATE_SCREENSHOTS=1`.
@@ -10,7 +12,7 @@
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install -y chromium
 //! chromium-driver`, or `bash .ci/run`, which installs them); without them it fails.
 
-use cluster_tests::{eventually, free_port, serial, Cluster, ClusterOptions, SECRET};
+use cluster_tests::{eventually, free_port, serial, Cluster, ClusterOptions, LocalRun, SECRET};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::collections::BTreeMap;
@@ -197,6 +199,69 @@ async fn page_state(b: &Client) -> String {
     format!("live: {live:?}; banner: {banner:?}")
 }
 
+/// Waits until the page shows sentences, split and count with non-zero counts.
+async fn nonzero_counts(b: &Client) -> BTreeMap<String, (u64, u64)> {
+    eventually(
+        "sentences, split and count with non-zero counts on the page",
+        Duration::from_secs(45),
+        || async {
+            let c = component_counts(b).await;
+            let ok = c.get("sentences").is_some_and(|&(e, _)| e > 0)
+                && c.get("split").is_some_and(|&(e, x)| e > 0 && x > 0)
+                && c.get("count").is_some_and(|&(_, x)| x > 0);
+            ok.then_some(c)
+        },
+    )
+    .await
+}
+
+/// Clicks Deactivate, confirms, and waits for the page's account of the answer.
+async fn deactivate_and_confirm(b: &Client) -> String {
+    b.find(Locator::Css("#action-deactivate"))
+        .await
+        .expect("deactivate button")
+        .click()
+        .await
+        .expect("click deactivate");
+    element(b, "dialog#confirm[open]", Duration::from_secs(5))
+        .await
+        .find(Locator::Css("#confirm-ok"))
+        .await
+        .expect("confirm button")
+        .click()
+        .await
+        .expect("confirm");
+    eventually(
+        "the page to show the answer",
+        Duration::from_secs(15),
+        || async {
+            let a = texts(b, "#answer").await.join(" ");
+            a.contains("INACTIVE").then_some(a)
+        },
+    )
+    .await
+}
+
+/// Waits until the page's badge says INACTIVE and Activate is offered.
+async fn page_shows_inactive(b: &Client) {
+    eventually(
+        "the page to show INACTIVE",
+        Duration::from_secs(10),
+        || async {
+            let badge = texts(b, "#title .badge").await.join(" ");
+            let activate = b
+                .find(Locator::Css("#action-activate"))
+                .await
+                .ok()?
+                .is_enabled()
+                .await
+                .ok()?;
+            (badge == "INACTIVE" && activate).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_page_shows_the_graph_and_deactivates() {
     ChromeDriver::require();
@@ -236,18 +301,7 @@ async fn topology_page_shows_the_graph_and_deactivates() {
         .expect("submit the secret");
 
     // Components with non-zero counts.
-    let counts = eventually(
-        "sentences, split and count with non-zero counts on the page",
-        Duration::from_secs(45),
-        || async {
-            let c = component_counts(&b).await;
-            let ok = c.get("sentences").is_some_and(|&(e, _)| e > 0)
-                && c.get("split").is_some_and(|&(e, x)| e > 0 && x > 0)
-                && c.get("count").is_some_and(|&(_, x)| x > 0);
-            ok.then_some(c)
-        },
-    )
-    .await;
+    let counts = nonzero_counts(&b).await;
     assert_eq!(
         counts.keys().map(String::as_str).collect::<Vec<_>>(),
         ["count", "sentences", "split"],
@@ -327,29 +381,7 @@ async fn topology_page_shows_the_graph_and_deactivates() {
     }
 
     // Deactivate: button, confirmation, answer; the API agrees.
-    b.find(Locator::Css("#action-deactivate"))
-        .await
-        .expect("deactivate button")
-        .click()
-        .await
-        .expect("click deactivate");
-    element(&b, "dialog#confirm[open]", Duration::from_secs(5))
-        .await
-        .find(Locator::Css("#confirm-ok"))
-        .await
-        .expect("confirm button")
-        .click()
-        .await
-        .expect("confirm");
-    let answer = eventually(
-        "the page to show the answer",
-        Duration::from_secs(15),
-        || async {
-            let a = texts(&b, "#answer").await.join(" ");
-            a.contains("INACTIVE").then_some(a)
-        },
-    )
-    .await;
+    let answer = deactivate_and_confirm(&b).await;
     assert!(answer.starts_with("Deactivate"), "answer: {answer:?}");
     let details = cluster.client().describe(NAME).await.expect("describe");
     assert_eq!(
@@ -357,23 +389,7 @@ async fn topology_page_shows_the_graph_and_deactivates() {
         TopologyState::Inactive,
         "the API says the topology is inactive"
     );
-    // The page follows: its badge says so and Activate is offered.
-    eventually(
-        "the page to show INACTIVE",
-        Duration::from_secs(10),
-        || async {
-            let badge = texts(&b, "#title .badge").await.join(" ");
-            let activate = b
-                .find(Locator::Css("#action-activate"))
-                .await
-                .ok()?
-                .is_enabled()
-                .await
-                .ok()?;
-            (badge == "INACTIVE" && activate).then_some(())
-        },
-    )
-    .await;
+    page_shows_inactive(&b).await;
 
     // The graph's nodes link to the component pages: per task and per worker tables.
     b.find(Locator::Css("#graph g.node[data-id=split] a"))
@@ -423,4 +439,62 @@ async fn topology_page_shows_the_graph_and_deactivates() {
     b.close().await.expect("close the browser");
     drop(driver);
     eprintln!("ui_browser: {:?} in all", started.elapsed());
+}
+
+/// Local mode's UI (`local --ui 0`): the same topology page, no secret asked, live counts and
+/// the graph; deactivate through the page pauses the run (its API says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_serves_the_same_topology_page() {
+    ChromeDriver::require();
+    let _turn = serial().await;
+    let run = LocalRun::start("local-ui-browser", 100_000_000, 1_500).await;
+    let driver = ChromeDriver::start(&run.dir).await;
+    let b = driver.browser(&run.dir).await;
+    let name = LocalRun::TOPOLOGY;
+    b.goto(&format!("{}/topology.html?id={name}", run.url))
+        .await
+        .expect("open the topology page");
+    let counts = nonzero_counts(&b).await;
+    assert!(
+        !texts(&b, "#secret-dialog[open]").await.iter().any(|_| true),
+        "local mode asks for no secret"
+    );
+    assert_eq!(
+        counts.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["count", "sentences", "split"]
+    );
+    let nodes = b
+        .find_all(Locator::Css("#graph g.node"))
+        .await
+        .expect("graph nodes");
+    assert_eq!(nodes.len(), 3, "{}", page_state(&b).await);
+
+    let answer = deactivate_and_confirm(&b).await;
+    assert!(answer.starts_with("Deactivate"), "answer: {answer:?}");
+    let details: serde_json::Value = reqwest::get(format!("{}/api/v1/topology/{name}", run.url))
+        .await
+        .expect("GET the topology")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        details["status"], "INACTIVE",
+        "the API says the run is inactive"
+    );
+    page_shows_inactive(&b).await;
+
+    // The cluster page shows the run as a cluster of one.
+    b.goto(&format!("{}/", run.url))
+        .await
+        .expect("open the cluster page");
+    eventually(
+        "the cluster page to list the topology and the local supervisor",
+        Duration::from_secs(15),
+        || async {
+            let text = texts(&b, "main").await.join(" ");
+            (text.contains(name) && text.contains("localhost")).then_some(())
+        },
+    )
+    .await;
+    b.close().await.expect("close the browser");
 }
