@@ -76,6 +76,12 @@ async fn local_mode_serves_the_api_and_obeys_its_actions() {
     assert_eq!(t["graph"]["edges"].as_array().map(Vec::len), Some(2), "{t}");
     assert_eq!(t["workers"].as_array().map(Vec::len), Some(1), "{t}");
     assert_eq!(t["workers"][0]["host"], "localhost", "{t}");
+    let ui_port = run
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u64>().ok());
+    assert_eq!(t["workers"][0]["port"].as_u64(), ui_port, "{t}");
     let (status, comp) = get(&http, &format!("{api}/topology/{NAME}/component/split")).await;
     assert_eq!(status, 200, "{comp}");
     assert_eq!(comp["componentType"], "bolt", "{comp}");

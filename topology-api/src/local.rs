@@ -4,8 +4,7 @@
 use crate::builder::Topology;
 use crate::collector::TaskStats;
 use crate::executor::{TaskReport, TopologyStatus};
-use crate::metrics::MetricsBoard;
-use crate::monitor::{LocalMonitor, LocalUi};
+use crate::monitor::LocalUi;
 use crate::spec::TaskLayout;
 use crate::worker::{plan_executors, run_executors, RunError};
 use std::collections::BTreeMap;
@@ -113,25 +112,20 @@ pub async fn run_local(topology: &Topology, opts: LocalOptions) -> Result<LocalR
             status.send_replace(TopologyStatus::Killed);
         })
     };
-    let (ui, board) = match opts.ui {
+    let ui = match opts.ui {
         Some(addr) => {
-            let board = Arc::new(MetricsBoard::default());
-            let monitor = LocalMonitor::new(
-                &topology.spec,
-                plans.clone(),
-                status.clone(),
-                board.clone(),
-                addr.port(),
-            );
-            let ui = LocalUi::start(addr, monitor).await.map_err(|e| {
-                stopper.abort();
-                RunError::Ui(format!("cannot serve the web UI on {addr}: {e}"))
-            })?;
+            let ui = LocalUi::start(addr, &topology.spec, plans.clone(), status.clone())
+                .await
+                .map_err(|e| {
+                    stopper.abort();
+                    RunError::Ui(format!("cannot serve the web UI on {addr}: {e}"))
+                })?;
             tracing::info!("web UI at {}", ui.topology_url(&topology.spec.name));
-            (Some(ui), Some(board))
+            Some(ui)
         }
-        None => (None, None),
+        None => None,
     };
+    let board = ui.as_ref().map(LocalUi::board);
     let result = run_executors(topology, plans, status, board).await;
     stopper.abort();
     if let Some(ui) = ui {

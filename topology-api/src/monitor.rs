@@ -15,7 +15,7 @@ mod view;
 
 pub use assets::routes as ui_routes;
 pub use history::{MetricsHistory, TaskHistory};
-pub(crate) use local::{LocalMonitor, LocalUi};
+pub(crate) use local::LocalUi;
 pub use prometheus::{encode as prometheus_text, TopologyMetrics};
 pub use view::Snapshot;
 

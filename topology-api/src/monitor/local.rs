@@ -30,7 +30,7 @@ const LOCAL_HOST: &str = "localhost";
 
 /// A local run as the monitoring API shows it.
 #[derive(Debug)]
-pub(crate) struct LocalMonitor {
+struct LocalMonitor {
     assignment: Assignment,
     layout: TaskLayout,
     started: Instant,
@@ -50,7 +50,7 @@ impl LocalMonitor {
     /// The monitor of a run of `spec` by the executors `plans`, steered through `status`, with
     /// metrics published to `board`. `port` is where the UI is served (shown as the worker's
     /// port).
-    pub(crate) fn new(
+    fn new(
         spec: &TopologySpec,
         plans: Vec<ExecutorPlan>,
         status: Arc<watch::Sender<TopologyStatus>>,
@@ -189,17 +189,32 @@ impl LocalMonitor {
 #[derive(Debug)]
 pub(crate) struct LocalUi {
     addr: SocketAddr,
+    board: Arc<MetricsBoard>,
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     sampler: JoinHandle<()>,
 }
 
 impl LocalUi {
-    /// Serves `monitor` on `addr` (port 0 picks a free port).
-    pub(crate) async fn start(addr: SocketAddr, monitor: LocalMonitor) -> std::io::Result<Self> {
+    /// Serves the UI and API of a run of `spec` by the executors `plans`, steered through
+    /// `status`, on `addr` (port 0 picks a free port). The executors must publish their metrics
+    /// to [`LocalUi::board`].
+    pub(crate) async fn start(
+        addr: SocketAddr,
+        spec: &TopologySpec,
+        plans: Vec<ExecutorPlan>,
+        status: Arc<watch::Sender<TopologyStatus>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let monitor = Arc::new(monitor);
+        let board = Arc::new(MetricsBoard::default());
+        let monitor = Arc::new(LocalMonitor::new(
+            spec,
+            plans,
+            status,
+            board.clone(),
+            addr.port(),
+        ));
         let app = super::http::routes(monitor.clone())
             .merge(super::ui_routes())
             .fallback(super::http::no_such_endpoint)
@@ -217,10 +232,16 @@ impl LocalUi {
         };
         Ok(LocalUi {
             addr,
+            board,
             stop,
             server,
             sampler,
         })
+    }
+
+    /// Where the executors publish their metrics.
+    pub(crate) fn board(&self) -> Arc<MetricsBoard> {
+        self.board.clone()
     }
 
     /// The URL of `topology`'s page.
