@@ -53,6 +53,18 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A new, empty temp dir for test `name`, with the topology's `out/` dir in it.
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tempest-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("out")).expect("test dir");
+    dir
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -147,13 +159,7 @@ impl LocalRun {
 
     /// Starts it emitting `sentences` ids at `rate` per second; waits for the URL in its log.
     pub async fn start(name: &str, sentences: u64, rate: u64) -> LocalRun {
-        let dir = std::env::temp_dir().join(format!(
-            "tempest-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("out")).expect("test dir");
+        let dir = test_dir(name);
         let args: Vec<String> = vec![
             "local".into(),
             "--ui".into(),
@@ -295,13 +301,7 @@ impl Default for ClusterOptions {
 impl Cluster {
     /// Starts Nimbus and the supervisors and waits until Nimbus sees every supervisor.
     pub async fn start(name: &str, opts: ClusterOptions) -> Cluster {
-        let dir = std::env::temp_dir().join(format!(
-            "tempest-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("out")).expect("test dir");
+        let dir = test_dir(name);
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut nimbus_args = vec![

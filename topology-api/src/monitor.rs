@@ -1,8 +1,9 @@
 //! Monitoring: the REST API of Storm's UI, `/metrics` and the web UI, over any [`Monitor`].
 //! Nimbus serves them for its cluster; local mode serves them for its one topology when run
-//! with `local --ui PORT` ([`LocalOptions::ui`](crate::LocalOptions::ui)). Both build their answers with the same pieces:
-//! a bounded per-task [`MetricsHistory`] fed with task metrics, and a [`Snapshot`] of one
-//! topology that turns it into the views of `docs/design/rest-api.md`.
+//! with `local --ui PORT` ([`LocalOptions::ui`](crate::LocalOptions::ui)). Both build their
+//! answers from the same pieces: a bounded per-task [`MetricsHistory`] fed with task metrics,
+//! and a [`Snapshot`] of one topology that turns it into the views of
+//! `docs/design/rest-api.md`.
 
 mod assets;
 mod graph_rates;

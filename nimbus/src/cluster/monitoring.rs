@@ -4,7 +4,6 @@ use super::{checked_name, Cluster, Core};
 use crate::state::{self, TopologyRecord};
 use axum::response::Response;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::MutexGuard;
 use tokio::time::Instant;
 use topology_api::control::stats::{pretty_duration, ComponentPage, Window};
 use topology_api::control::{
@@ -25,7 +24,7 @@ impl Cluster {
         &self,
         core: &'a Core,
         rec: &'a TopologyRecord,
-        metrics: &'a MutexGuard<'_, MetricsHistory>,
+        metrics: &'a MetricsHistory,
     ) -> Snapshot<'a> {
         let assignment = core.durable.assignments.get(&rec.name);
         Snapshot {
