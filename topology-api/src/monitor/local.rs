@@ -113,8 +113,40 @@ impl LocalMonitor {
         &self.assignment.spec
     }
 
+    /// The state the API reports: KILLED once the run is stopping, however it was stopped
+    /// (kill, Ctrl-C, `--duration`, a failed executor).
     fn state(&self) -> TopologyState {
+        if *self.status.borrow() == TopologyStatus::Killed {
+            return TopologyState::Killed;
+        }
         *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the run to `next`, its spouts to `status`; 409 once it is being killed or is
+    /// stopping (a stopping run never starts its spouts again).
+    fn transition(
+        &self,
+        name: &str,
+        next: TopologyState,
+        status: TopologyStatus,
+    ) -> Result<(), ApiError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stopping = *state == TopologyState::Killed;
+        self.status.send_if_modified(|s| {
+            stopping |= *s == TopologyStatus::Killed;
+            if stopping || *s == status {
+                return false;
+            }
+            *s = status;
+            true
+        });
+        if stopping {
+            return Err(ApiError::conflict(format!(
+                "topology {name:?} is being killed or is stopping"
+            )));
+        }
+        *state = next;
+        Ok(())
     }
 
     fn history(&self) -> MutexGuard<'_, MetricsHistory> {
@@ -352,20 +384,10 @@ impl Monitor for LocalMonitor {
 
     async fn set_active(&self, name: &str, active: bool) -> Result<ActionResponse, ApiError> {
         self.check(name)?;
-        {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if *state == TopologyState::Killed {
-                return Err(ApiError::conflict(format!(
-                    "topology {name:?} is being killed"
-                )));
-            }
-            let (next, status) = if active {
-                (TopologyState::Active, TopologyStatus::Active)
-            } else {
-                (TopologyState::Inactive, TopologyStatus::Inactive)
-            };
-            *state = next;
-            self.status.send_replace(status);
+        if active {
+            self.transition(name, TopologyState::Active, TopologyStatus::Active)?;
+        } else {
+            self.transition(name, TopologyState::Inactive, TopologyStatus::Inactive)?;
         }
         let what = if active { "activated" } else { "deactivated" };
         tracing::info!(topology = name, "{what} through the web UI / REST API");
@@ -377,21 +399,12 @@ impl Monitor for LocalMonitor {
 
     async fn kill(&self, name: &str, wait_secs: u64) -> Result<ActionResponse, ApiError> {
         self.check(name)?;
-        {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if *state == TopologyState::Killed {
-                return Err(ApiError::conflict(format!(
-                    "topology {name:?} is already being killed"
-                )));
-            }
-            *state = TopologyState::Killed;
-        }
+        self.transition(name, TopologyState::Killed, TopologyStatus::Inactive)?;
         tracing::info!(
             topology = name,
             wait_secs,
             "killed through the web UI / REST API: spouts stop now, the run ends after the wait"
         );
-        self.status.send_replace(TopologyStatus::Inactive);
         let status = self.status.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(wait_secs)).await;
@@ -413,5 +426,83 @@ impl Monitor for LocalMonitor {
             "local mode cannot rebalance: a local run's executors are fixed; submit the \
              topology to a cluster to rebalance it",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+
+    struct Idle;
+    #[async_trait]
+    impl Spout for Idle {
+        fn declare_output_fields(&self, d: &mut OutputDeclarer) {
+            d.declare(["n"]);
+        }
+        async fn next_tuple(&mut self, _: &mut SpoutOutputCollector) -> ComponentResult {
+            Ok(())
+        }
+    }
+
+    fn monitor() -> LocalMonitor {
+        let mut b = TopologyBuilder::new("t");
+        b.set_spout("s", || Idle, 1);
+        let spec = b.build().expect("valid").spec().clone();
+        let plans = crate::plan_executors(&spec, &TaskLayout::of(&spec));
+        let status = Arc::new(watch::channel(TopologyStatus::Active).0);
+        LocalMonitor::new(&spec, plans, status, Arc::default(), 8080)
+    }
+
+    #[tokio::test]
+    async fn a_stopping_run_never_starts_its_spouts_again() {
+        let m = monitor();
+        let answer = m.set_active("t", false).await.expect("deactivate");
+        assert_eq!(answer.state, TopologyState::Inactive);
+        assert_eq!(*m.status.borrow(), TopologyStatus::Inactive);
+        // Ctrl-C or --duration stops the run: activate must not undo it.
+        m.status.send_replace(TopologyStatus::Killed);
+        let refused = m.set_active("t", true).await.expect_err("refused");
+        assert_eq!(
+            refused.status,
+            axum::http::StatusCode::CONFLICT,
+            "{refused:?}"
+        );
+        assert!(m.kill("t", 0).await.is_err(), "already stopping");
+        assert_eq!(*m.status.borrow(), TopologyStatus::Killed);
+        assert_eq!(
+            m.topologies().await.topologies[0].status,
+            TopologyState::Killed
+        );
+    }
+
+    #[tokio::test]
+    async fn kill_pauses_the_spouts_then_stops_the_run() {
+        let m = monitor();
+        let answer = m.kill("t", 0).await.expect("kill");
+        assert_eq!(answer.state, TopologyState::Killed);
+        let mut status = m.status.subscribe();
+        status
+            .wait_for(|s| *s == TopologyStatus::Killed)
+            .await
+            .expect("the run is stopped");
+        assert!(
+            m.set_active("t", true).await.is_err(),
+            "a killed run stays killed"
+        );
+        assert_eq!(
+            m.rebalance("t", 0, Default::default())
+                .await
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            m.topology("x", Window::AllTime, false)
+                .await
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 }
