@@ -97,10 +97,11 @@ async fn check(capacity: u64, batch: u64, ackers: u64, per_call: u64) {
     let ctx = format!("capacity {capacity}, batch {batch}, ackers {ackers}, {per_call} per call");
 
     // Emitted but not yet started by the bolt, at the moment of an emit: at most `capacity`
-    // batches of `batch` in the bolt's queue, the rest (batch - 1) of the batch the bolt is
-    // executing, and the spout's partial batch (batch - 1; a full one is sent, waiting for
-    // queue space, before `next_tuple` is called again).
-    let bound = capacity * batch + 2 * (batch - 1);
+    // batches of `batch` in the bolt's queue, the batch the bolt's executor has taken from the
+    // queue (all `batch` of it when the executor has not yet started its first tuple), and the
+    // spout's partial batch (batch - 1; a full one is sent, waiting for queue space, before
+    // `next_tuple` is called again).
+    let bound = capacity * batch + batch + (batch - 1);
     let max_lag = shared.max_lag.load(Ordering::SeqCst);
     assert!(
         max_lag <= bound,
