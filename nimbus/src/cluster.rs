@@ -457,6 +457,7 @@ impl Cluster {
         };
         let assignment = core.durable.assignments.get(&hb.topology);
         let version = assignment.map_or(0, |a| a.version);
+        let reported = hb.version;
         let current =
             assignment.filter(|a| a.version == hb.version && a.slot(&hb.host, hb.port).is_some());
         if current.is_some() {
@@ -470,6 +471,7 @@ impl Cluster {
         Ok(WorkerDirective {
             state: rec.state,
             version,
+            assignment: assignment.filter(|a| a.version != reported).cloned(),
         })
     }
 }

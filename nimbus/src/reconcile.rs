@@ -75,7 +75,7 @@ pub(crate) fn plan(
                         let mut pool = free.clone();
                         give_back(&mut pool, a, dead_here);
                         next.state = rec.resume;
-                        match scheduler::place(&spec, &mut pool) {
+                        match scheduler::rebalance(&a.workers, &spec, &mut pool) {
                             Ok(workers) => {
                                 free = pool;
                                 let n = workers.len();

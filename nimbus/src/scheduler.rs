@@ -135,6 +135,84 @@ pub(crate) fn place(
         .collect())
 }
 
+/// Places a rebalanced topology, moving as little as it can: if its executors are the same as
+/// in `current` (only the number of workers changed, or nothing), the first workers keep their
+/// slots and as many of their executors as a balanced share allows, and only the surplus moves
+/// (to new workers on free slots, or to kept workers below their share); workers whose
+/// executors do not change keep running. If the executors changed (a new parallelism), it is a
+/// fresh placement. The slots of `current` must be in `free` (given back by the caller).
+pub(crate) fn rebalance(
+    current: &[WorkerSlot],
+    spec: &TopologySpec,
+    free: &mut [SupervisorSlots],
+) -> Result<Vec<WorkerSlot>, NotEnoughSlots> {
+    let executors = executors(spec);
+    let mut placed: Vec<&ExecutorPlan> = current.iter().flat_map(|w| &w.executors).collect();
+    let mut wanted: Vec<&ExecutorPlan> = executors.iter().collect();
+    let key = |e: &&ExecutorPlan| (e.component.clone(), e.tasks.start, e.tasks.end);
+    placed.sort_by_key(key);
+    wanted.sort_by_key(key);
+    if placed != wanted {
+        return place(spec, free);
+    }
+    let n = requested_workers(spec).min(executors.len()).max(1);
+    // Keep the first workers whose slots are still free to take (their supervisor is alive).
+    let mut pool = free.to_vec();
+    let mut kept: Vec<WorkerSlot> = Vec::new();
+    let mut surplus: Vec<ExecutorPlan> = Vec::new();
+    for w in current {
+        let slot = pool
+            .iter_mut()
+            .find(|s| s.id == w.supervisor)
+            .and_then(|s| s.free.iter().position(|p| *p == w.port).map(|i| (s, i)));
+        match slot {
+            Some((s, i)) if kept.len() < n => {
+                s.free.remove(i);
+                kept.push(w.clone());
+            }
+            _ => surplus.extend(w.executors.iter().cloned()),
+        }
+    }
+    let new = take_slots(&mut pool, n - kept.len()).map_err(|e| NotEnoughSlots {
+        needed: n,
+        free: e.free + kept.len(),
+    })?;
+    // Balanced shares; the larger ones go to the kept workers holding the most executors.
+    let (base, extra) = (executors.len() / n, executors.len() % n);
+    let mut ranked: Vec<usize> = (0..kept.len()).collect();
+    ranked.sort_by_key(|&i| std::cmp::Reverse(kept[i].executors.len()));
+    ranked.extend(kept.len()..n);
+    let mut share = vec![base; n];
+    for &i in ranked.iter().take(extra) {
+        share[i] += 1;
+    }
+    let mut workers: Vec<WorkerSlot> = kept;
+    for (supervisor, host, port) in new {
+        workers.push(WorkerSlot {
+            supervisor,
+            host,
+            port,
+            executors: Vec::new(),
+        });
+    }
+    for (w, &share) in workers.iter_mut().zip(&share) {
+        while w.executors.len() > share {
+            surplus.extend(w.executors.pop());
+        }
+    }
+    surplus.reverse();
+    for (w, &share) in workers.iter_mut().zip(&share) {
+        while w.executors.len() < share {
+            match surplus.pop() {
+                Some(e) => w.executors.push(e),
+                None => break,
+            }
+        }
+    }
+    free.clone_from_slice(&pool);
+    Ok(workers)
+}
+
 /// The outcome of moving workers off dead slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Moves {
@@ -296,6 +374,64 @@ mod tests {
         assert_eq!(moves.workers[kept], workers[kept]);
         assert_eq!(assigned(&moves.workers), assigned(&workers));
         assert_eq!(free[1].free, [7001]);
+    }
+
+    #[test]
+    fn a_rebalance_to_more_workers_moves_only_the_surplus() {
+        // 6 executors on 3 workers (2 each); 4 workers want shares 2, 2, 1, 1.
+        let s = spec("t", 3);
+        let mut free = vec![sup("a", &[1, 2]), sup("b", &[1, 2])];
+        let before = place(&s, &mut free).unwrap();
+        let mut free = vec![sup("a", &[1, 2]), sup("b", &[1, 2])];
+        let s4 = spec("t", 4);
+        let after = rebalance(&before, &s4, &mut free).unwrap();
+        assert_eq!(after.len(), 4);
+        let unchanged = before.iter().filter(|w| after.contains(w)).count();
+        assert_eq!(
+            unchanged, 2,
+            "two workers keep slot and executors: {after:?}"
+        );
+        assert_eq!(assigned(&after), assigned(&before));
+        let sizes: Vec<usize> = after.iter().map(|w| w.executors.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 6);
+        assert!(sizes.iter().all(|n| (1..=2).contains(n)), "{sizes:?}");
+        assert_eq!(free_count(&free), 0);
+    }
+
+    #[test]
+    fn a_rebalance_to_fewer_workers_keeps_the_first_and_spreads_the_rest() {
+        let s = spec("t", 3);
+        let mut free = vec![sup("a", &[1, 2]), sup("b", &[1, 2])];
+        let before = place(&s, &mut free).unwrap();
+        let mut free = vec![sup("a", &[1, 2]), sup("b", &[1, 2])];
+        let after = rebalance(&before, &spec("t", 2), &mut free).unwrap();
+        assert_eq!(after.len(), 2);
+        assert_eq!(assigned(&after), assigned(&before));
+        assert!(after.iter().all(|w| w.executors.len() == 3), "{after:?}");
+        // The kept workers keep their slots and their executors come first.
+        for (a, b) in after.iter().zip(&before) {
+            assert_eq!(
+                (a.supervisor.as_str(), a.port),
+                (b.supervisor.as_str(), b.port)
+            );
+            assert_eq!(a.executors[..2], b.executors[..]);
+        }
+        assert_eq!(free_count(&free), 2);
+    }
+
+    #[test]
+    fn a_rebalance_with_new_parallelism_is_a_fresh_placement() {
+        let s = spec("t", 2);
+        let mut free = vec![sup("a", &[1, 2])];
+        let before = place(&s, &mut free).unwrap();
+        let mut changed = spec("t", 2);
+        changed.components[1].parallelism = 1;
+        let mut free = vec![sup("a", &[1, 2])];
+        let after = rebalance(&before, &changed, &mut free).unwrap();
+        assert_eq!(
+            assigned(&after),
+            assigned(&place(&changed, &mut [sup("a", &[1, 2])]).unwrap())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! port, instead of starting a duplicate. Records of anything else are removed.
 
 use crate::data_dir::{write_atomically, DataDir, DataDirError};
-use crate::process::{is_worker_cmdline, proc_cmdline, proc_stat, WorkerProcess};
+use crate::process::{is_worker_cmdline, proc_cmdline, proc_exe, proc_stat, WorkerProcess};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use topology_api::client::{check_sha256, check_topology_name};
@@ -18,6 +18,9 @@ pub struct WorkerRecord {
     pub topology: String,
     /// Its assignment version.
     pub version: u64,
+    /// What it runs (`Assignment::placement`); absent in records of older supervisors.
+    #[serde(default)]
+    pub placement: Option<String>,
     /// Its slot port.
     pub port: u16,
     /// The binary it runs: `<data_dir>/artifacts/<sha256>`.
@@ -118,7 +121,8 @@ fn check_record(dir: &DataDir, port: u16, text: &str) -> Result<AdoptedWorker, S
         .filter(|s| s.state != 'Z')
         .ok_or_else(|| format!("pid {} is not running", record.pid))?;
     let cmdline = proc_cmdline(record.pid).unwrap_or_default();
-    if !is_worker_cmdline(&cmdline, &record.artifact, port) {
+    let exe = proc_exe(record.pid);
+    if !is_worker_cmdline(exe.as_deref(), &cmdline, &record.artifact, port) {
         return Err(format!(
             "pid {} runs {:?}, not {} in worker mode on port {port}",
             record.pid,
@@ -168,6 +172,7 @@ mod tests {
         std::fs::create_dir_all(dir.worker_dir(port)).unwrap();
         WorkerLaunch {
             artifact: artifact.to_path_buf(),
+            topology: "t".into(),
             assignment_file: dir.assignment_file(port),
             host: "127.0.0.1".into(),
             port,
@@ -183,6 +188,7 @@ mod tests {
             pid,
             topology: "t".into(),
             version: 3,
+            placement: None,
             port,
             artifact: artifact.to_path_buf(),
         }
@@ -200,7 +206,9 @@ mod tests {
         let _guard = KillOnDrop(pid);
         // The shell has exec'd the script once its command line names the artifact.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !proc_cmdline(pid).is_some_and(|c| is_worker_cmdline(&c, &artifact, 6700)) {
+        while !proc_cmdline(pid)
+            .is_some_and(|c| is_worker_cmdline(proc_exe(pid).as_deref(), &c, &artifact, 6700))
+        {
             assert!(std::time::Instant::now() < deadline, "worker never started");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }

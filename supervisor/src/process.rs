@@ -16,6 +16,8 @@ use topology_api::control::SECRET_ENV;
 pub struct WorkerLaunch {
     /// The topology binary.
     pub artifact: PathBuf,
+    /// The topology's name (in the process title).
+    pub topology: String,
     /// The assignment file passed as `--assignment`.
     pub assignment_file: PathBuf,
     /// `--host`.
@@ -49,6 +51,12 @@ impl WorkerLaunch {
         ]
     }
 
+    /// The worker's `argv[0]`, which `ps` shows: `tempest-worker:<topology>:<port>` (the binary
+    /// itself is a sha256 path).
+    pub fn title(&self) -> String {
+        format!("tempest-worker:{}:{}", self.topology, self.port)
+    }
+
     /// Starts the worker in its own process group, so that signals to the supervisor's group
     /// (a Ctrl-C, a crash) do not reach it.
     pub fn spawn(&self) -> std::io::Result<Child> {
@@ -57,7 +65,8 @@ impl WorkerLaunch {
             .append(true)
             .open(&self.log_file)?;
         let mut cmd = Command::new(&self.artifact);
-        cmd.args(self.args())
+        cmd.arg0(self.title())
+            .args(self.args())
             .current_dir(&self.work_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
@@ -201,18 +210,32 @@ pub fn proc_cmdline(pid: u32) -> Option<Vec<OsString>> {
     )
 }
 
-/// Whether `cmdline` runs `artifact` in worker mode on `port`: the artifact is the program,
-/// or an interpreter's first or second argument (a `#!` script), followed by `worker`, with
-/// `--port <port>` among the rest.
-pub fn is_worker_cmdline(cmdline: &[OsString], artifact: &Path, port: u16) -> bool {
+/// The binary a process runs (`/proc/<pid>/exe`).
+pub fn proc_exe(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// Whether a process running `exe` with `cmdline` runs `artifact` in worker mode on `port`:
+/// the artifact is the binary (its `argv[0]` is a title), or an interpreter's first or second
+/// argument (a `#!` script); `worker` follows, with `--port <port>` among the rest.
+pub fn is_worker_cmdline(
+    exe: Option<&Path>,
+    cmdline: &[OsString],
+    artifact: &Path,
+    port: u16,
+) -> bool {
     let port = port.to_string();
-    (0..cmdline.len().min(3)).any(|i| {
-        Path::new(&cmdline[i]) == artifact
-            && cmdline.get(i + 1).is_some_and(|a| a == "worker")
-            && cmdline[i + 2..]
+    let same_file =
+        |a: &Path| a == artifact || std::fs::canonicalize(artifact).is_ok_and(|c| c == a);
+    let worker_args_from = |i: usize| {
+        cmdline.get(i).is_some_and(|a| a == "worker")
+            && cmdline[i + 1..]
                 .windows(2)
                 .any(|w| w[0] == "--port" && w[1] == port.as_str())
-    })
+    };
+    (exe.is_some_and(same_file) && worker_args_from(1))
+        || (0..cmdline.len().min(3))
+            .any(|i| Path::new(&cmdline[i]) == artifact && worker_args_from(i + 1))
 }
 
 #[cfg(test)]
@@ -247,27 +270,31 @@ mod tests {
     fn worker_command_lines_are_recognised() {
         let art = Path::new("/d/artifacts/abc");
         let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        let direct = args(&[
-            "/d/artifacts/abc",
+        let titled = args(&[
+            "tempest-worker:wc:6700",
             "worker",
             "--assignment",
             "f",
             "--port",
             "6700",
         ]);
-        assert!(is_worker_cmdline(&direct, art, 6700));
-        assert!(!is_worker_cmdline(&direct, art, 6701));
-        assert!(!is_worker_cmdline(
-            &direct,
-            Path::new("/d/artifacts/abd"),
+        assert!(is_worker_cmdline(Some(art), &titled, art, 6700));
+        assert!(!is_worker_cmdline(Some(art), &titled, art, 6701));
+        let other_binary = Path::new("/d/artifacts/abd");
+        assert!(!is_worker_cmdline(Some(other_binary), &titled, art, 6700));
+        let direct = args(&["/d/artifacts/abc", "worker", "--port", "6700"]);
+        assert!(is_worker_cmdline(None, &direct, art, 6700));
+        let script = args(&["/bin/sh", "/d/artifacts/abc", "worker", "--port", "6700"]);
+        assert!(is_worker_cmdline(
+            Some(Path::new("/bin/sh")),
+            &script,
+            art,
             6700
         ));
-        let script = args(&["/bin/sh", "/d/artifacts/abc", "worker", "--port", "6700"]);
-        assert!(is_worker_cmdline(&script, art, 6700));
         let local = args(&["/d/artifacts/abc", "local", "--port", "6700"]);
-        assert!(!is_worker_cmdline(&local, art, 6700));
+        assert!(!is_worker_cmdline(Some(art), &local, art, 6700));
         let other = args(&["sleep", "60"]);
-        assert!(!is_worker_cmdline(&other, art, 6700));
-        assert!(!is_worker_cmdline(&[], art, 6700));
+        assert!(!is_worker_cmdline(None, &other, art, 6700));
+        assert!(!is_worker_cmdline(None, &[], art, 6700));
     }
 }

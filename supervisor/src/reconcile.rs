@@ -21,11 +21,18 @@ pub struct DesiredWorker {
     pub artifact: String,
     /// Whether the binary is in the local cache, ready to run.
     pub artifact_ready: bool,
+    /// What the worker runs ([`Assignment::placement`]): a worker with the same placement
+    /// under an older version keeps running.
+    pub placement: Option<String>,
 }
 
 impl DesiredWorker {
-    fn runs(&self, topology: &str, version: u64) -> bool {
-        self.topology == topology && self.version == version
+    /// Whether the worker `r` runs what is wanted: the same version, or an older one that
+    /// places the same executors of the same spec and binary on this slot.
+    fn runs(&self, r: &RunningWorkerState) -> bool {
+        self.topology == r.topology
+            && (self.version == r.version
+                || (self.placement.is_some() && self.placement == r.placement))
     }
 }
 
@@ -38,6 +45,8 @@ pub struct RunningWorkerState {
     pub topology: String,
     /// Its assignment version.
     pub version: u64,
+    /// What it runs ([`Assignment::placement`]), if known.
+    pub placement: Option<String>,
     /// Where it is in its life.
     pub phase: WorkerPhase,
 }
@@ -81,6 +90,14 @@ pub enum Action {
     /// Start a worker on a port that holds none (a restart if an exited worker of the same
     /// topology and version was there).
     Start(DesiredWorker),
+    /// Keep the worker on a port running under a newer assignment version that does not
+    /// change it (the worker follows its new peers by itself).
+    Follow {
+        /// The port.
+        port: u16,
+        /// The newer version.
+        version: u64,
+    },
     /// Send SIGTERM to the worker on a port.
     Stop {
         /// The port.
@@ -143,6 +160,7 @@ pub fn desired_workers(
                 version: a.version,
                 artifact: a.artifact.clone(),
                 artifact_ready: false,
+                placement: a.placement(&w.host, w.port),
             };
             match by_port.get(&w.port) {
                 Some(existing) => {
@@ -207,7 +225,14 @@ pub fn reconcile(
                 start(&mut actions, d);
             }
             (Some(d), Some(r)) => match r.phase {
-                WorkerPhase::Running if d.runs(&r.topology, r.version) => {}
+                WorkerPhase::Running if d.runs(r) => {
+                    if d.version != r.version {
+                        actions.push(Action::Follow {
+                            port,
+                            version: d.version,
+                        });
+                    }
+                }
                 WorkerPhase::Running => {
                     actions.push(Action::Stop {
                         port,
@@ -223,7 +248,7 @@ pub fn reconcile(
                 }
                 WorkerPhase::Exited { restart_at } => {
                     fetch(&mut actions, d);
-                    if !d.runs(&r.topology, r.version) || now >= restart_at {
+                    if !d.runs(r) || now >= restart_at {
                         start(&mut actions, d);
                     }
                 }
@@ -283,6 +308,7 @@ mod tests {
             version,
             artifact: SHA_A.into(),
             artifact_ready: true,
+            placement: Some(format!("{topology}-{version}")),
         }
     }
 
@@ -291,8 +317,44 @@ mod tests {
             port,
             topology: topology.into(),
             version,
+            placement: Some(format!("{topology}-{version}")),
             phase,
         }
+    }
+
+    #[test]
+    fn keeps_a_worker_that_a_newer_version_does_not_change() {
+        let now = Instant::now();
+        let mut d = want(6700, "wc", 5);
+        d.placement = Some("wc-3".into());
+        let running = [have(6700, "wc", 3, WorkerPhase::Running)];
+        assert_eq!(
+            reconcile(std::slice::from_ref(&d), &running, now),
+            vec![Action::Follow {
+                port: 6700,
+                version: 5
+            }]
+        );
+        // An unknown placement (a record from an older supervisor) is a replacement.
+        let mut unknown = have(6700, "wc", 3, WorkerPhase::Running);
+        unknown.placement = None;
+        assert_eq!(
+            reconcile(std::slice::from_ref(&d), &[unknown], now),
+            vec![Action::Stop {
+                port: 6700,
+                reason: StopReason::Replaced
+            }]
+        );
+        // The same placement after a crash waits out the restart back-off like any restart.
+        let exited = have(
+            6700,
+            "wc",
+            3,
+            WorkerPhase::Exited {
+                restart_at: now + Duration::from_secs(1),
+            },
+        );
+        assert_eq!(reconcile(std::slice::from_ref(&d), &[exited], now), vec![]);
     }
 
     #[test]
@@ -503,10 +565,12 @@ mod tests {
             vec![
                 DesiredWorker {
                     artifact_ready: false,
+                    placement: desired[0].placement.clone(),
                     ..want(6700, "wc", 2)
                 },
                 DesiredWorker {
                     artifact_ready: false,
+                    placement: desired[1].placement.clone(),
                     ..want(6701, "wc", 2)
                 },
             ]

@@ -34,6 +34,8 @@ pub struct LaunchSettings {
 struct Slot {
     topology: String,
     version: u64,
+    /// What it runs ([`Assignment::placement`]).
+    placement: Option<String>,
     /// sha256 of its binary.
     artifact: String,
     state: SlotState,
@@ -88,6 +90,7 @@ impl Slots {
             Slot {
                 topology: worker.record.topology,
                 version: worker.record.version,
+                placement: worker.record.placement,
                 artifact: worker.sha,
                 state: SlotState::Running {
                     process: worker.process,
@@ -161,6 +164,7 @@ impl Slots {
                 port,
                 topology: slot.topology.clone(),
                 version: slot.version,
+                placement: slot.placement.clone(),
                 phase: match &slot.state {
                     SlotState::Running { .. } => WorkerPhase::Running,
                     SlotState::Stopping {
@@ -209,6 +213,7 @@ impl Slots {
         match action {
             Action::Fetch { .. } => {}
             Action::Start(want) => self.start(want, assignments, now),
+            Action::Follow { port, version } => self.follow(*port, *version, assignments),
             Action::Stop { port, reason } => self.stop(*port, *reason, now),
             Action::Kill { port } => self.kill(*port),
             Action::Forget { port } => {
@@ -236,8 +241,14 @@ impl Slots {
                 topology,
                 version,
                 state: SlotState::Exited { failures, .. },
+                placement,
                 ..
-            }) if *topology == want.topology && *version == want.version => *failures,
+            }) if *topology == want.topology
+                && (*version == want.version
+                    || (want.placement.is_some() && *placement == want.placement)) =>
+            {
+                *failures
+            }
             Some(Slot {
                 state: SlotState::Exited { .. },
                 ..
@@ -294,6 +305,7 @@ impl Slots {
             Slot {
                 topology: want.topology.clone(),
                 version: want.version,
+                placement: want.placement.clone(),
                 artifact: want.artifact.clone(),
                 state,
             },
@@ -313,12 +325,10 @@ impl Slots {
             .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
         std::fs::create_dir_all(self.dir.logs_dir())
             .map_err(|e| format!("cannot create {}: {e}", self.dir.logs_dir().display()))?;
-        let json = serde_json::to_vec_pretty(assignment)
-            .map_err(|e| format!("cannot encode the assignment: {e}"))?;
-        let assignment_file = self.dir.assignment_file(port);
-        write_atomically(&assignment_file, &json).map_err(|e| e.to_string())?;
+        let assignment_file = self.write_assignment(port, assignment)?;
         let launch = WorkerLaunch {
             artifact: artifact.clone(),
+            topology: want.topology.clone(),
             assignment_file,
             host: self.launch.host.clone(),
             port,
@@ -338,6 +348,7 @@ impl Slots {
             pid: process.pid(),
             topology: want.topology.clone(),
             version: want.version,
+            placement: want.placement.clone(),
             port,
             artifact,
         };
@@ -346,6 +357,59 @@ impl Slots {
             tracing::error!(port, "cannot record worker: {e}");
         }
         Ok(process)
+    }
+
+    /// Writes the assignment a worker on `port` runs to its file.
+    fn write_assignment(
+        &self,
+        port: u16,
+        assignment: &Assignment,
+    ) -> Result<std::path::PathBuf, String> {
+        let json = serde_json::to_vec_pretty(assignment)
+            .map_err(|e| format!("cannot encode the assignment: {e}"))?;
+        let file = self.dir.assignment_file(port);
+        write_atomically(&file, &json).map_err(|e| e.to_string())?;
+        Ok(file)
+    }
+
+    /// Keeps the running worker on `port` under assignment `version`, which places the same
+    /// executors there: its files say the new version, so a restart or an adoption runs it.
+    fn follow(&mut self, port: u16, version: u64, assignments: &BTreeMap<String, Assignment>) {
+        let Some(slot) = self.slots.get_mut(&port) else {
+            return;
+        };
+        let SlotState::Running { process, .. } = &slot.state else {
+            return;
+        };
+        let Some(assignment) = assignments
+            .get(&slot.topology)
+            .filter(|a| a.version == version)
+        else {
+            return;
+        };
+        tracing::info!(
+            port,
+            pid = process.pid(),
+            topology = %slot.topology,
+            from = slot.version,
+            to = version,
+            "worker keeps running: the new assignment does not change it"
+        );
+        slot.version = version;
+        let record = WorkerRecord {
+            pid: process.pid(),
+            topology: slot.topology.clone(),
+            version,
+            placement: slot.placement.clone(),
+            port,
+            artifact: self.cache.path(&slot.artifact).unwrap_or_default(),
+        };
+        let written = self
+            .write_assignment(port, assignment)
+            .and_then(|_| record.write(&self.dir).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            tracing::error!(port, "cannot record the worker's new version: {e}");
+        }
     }
 
     fn stop(&mut self, port: u16, reason: StopReason, now: Instant) {
@@ -478,6 +542,7 @@ mod tests {
             version: 1,
             artifact: SHA.into(),
             artifact_ready: true,
+            placement: None,
         };
         (tmp, slots, want)
     }

@@ -65,6 +65,14 @@ fn test_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Removes a test's directory, unless the test failed (its logs are the evidence) or
+/// `TEMPEST_KEEP_TEST_DIRS` is set.
+fn remove_unless_failed(dir: &Path) {
+    if !std::thread::panicking() && std::env::var_os("TEMPEST_KEEP_TEST_DIRS").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -198,9 +206,7 @@ impl LocalRun {
 impl Drop for LocalRun {
     fn drop(&mut self) {
         self.daemon.kill9();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        remove_unless_failed(&self.dir);
     }
 }
 
@@ -563,9 +569,7 @@ impl Drop for Cluster {
             s.kill9_workers();
         }
         self.nimbus.kill9();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        remove_unless_failed(&self.dir);
     }
 }
 

@@ -177,6 +177,17 @@ impl Assignment {
             .iter()
             .find(|w| w.host == host && w.port == port)
     }
+
+    /// What the worker on `host:port` runs, as a digest of the topology, its binary, its spec
+    /// and the slot's executors (`None` if the slot is not in this assignment). A worker whose
+    /// placement is the same in a newer assignment keeps running across it: only its peers
+    /// changed. Supervisors and workers both decide by this, so they agree.
+    pub fn placement(&self, host: &str, port: u16) -> Option<String> {
+        let slot = self.slot(host, port)?;
+        let what = (&self.topology, &self.artifact, &self.spec, &slot.executors);
+        let json = serde_json::to_vec(&what).ok()?;
+        Some(hex::encode(Sha256::digest(&json)))
+    }
 }
 
 /// A worker process a supervisor runs.
@@ -273,8 +284,12 @@ pub struct WorkerHeartbeat {
 pub struct WorkerDirective {
     /// The topology's state (spouts emit only when ACTIVE).
     pub state: TopologyState,
-    /// The current assignment version; a worker running another one should stop.
+    /// The current assignment version; a worker running another one should stop, unless
+    /// its placement is the same in it ([`Assignment::placement`]).
     pub version: u64,
+    /// The current assignment, when the worker reported another version.
+    #[serde(default)]
+    pub assignment: Option<Assignment>,
 }
 
 /// One topology in `GET /api/v1/topology/summary`.

@@ -6,6 +6,7 @@
 
 use crate::acker::{AckerMsg, TreeOutcome};
 use crate::tuple::Tuple;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -176,6 +177,55 @@ pub(crate) enum TransferError {
     Closed(u32),
 }
 
+/// A queue a batch for one task goes to.
+#[derive(Clone)]
+enum Route {
+    /// The task's executor runs in this process.
+    Local(InboxSender),
+    /// The task runs in another worker: the queue of the link to it, which the transport
+    /// repoints when the task's worker moves.
+    Remote(Arc<RemoteRoute>),
+}
+
+/// The link queue of a task hosted by another worker; shared by every executor sending to it,
+/// repointed by the transport when an assignment moves the task.
+pub(crate) struct RemoteRoute(RwLock<InboxSender>);
+
+impl RemoteRoute {
+    pub(crate) fn new(queue: InboxSender) -> Arc<Self> {
+        Arc::new(RemoteRoute(RwLock::new(queue)))
+    }
+
+    /// Points the task at another link's queue.
+    pub(crate) fn set(&self, queue: InboxSender) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = queue;
+    }
+
+    fn get(&self) -> InboxSender {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The sender of a route: borrowed for a local queue, a clone for a remote one.
+pub(crate) enum RouteSender<'a> {
+    Local(&'a InboxSender),
+    Remote(InboxSender),
+}
+
+impl std::ops::Deref for RouteSender<'_> {
+    type Target = InboxSender;
+
+    fn deref(&self) -> &InboxSender {
+        match self {
+            RouteSender::Local(s) => s,
+            RouteSender::Remote(s) => s,
+        }
+    }
+}
+
 /// The queues one executor may send to, by destination task.
 ///
 /// An executor holds senders only for its consumers (and ackers/spouts for tree bookkeeping), so
@@ -183,40 +233,54 @@ pub(crate) enum TransferError {
 /// stops: shutdown flows down the DAG by itself.
 #[derive(Clone, Default)]
 pub(crate) struct Transfer {
-    senders: Vec<Option<InboxSender>>,
+    routes: Vec<Option<Route>>,
 }
 
 impl Transfer {
     pub(crate) fn new(max_task: u32) -> Self {
         Transfer {
-            senders: vec![None; max_task as usize + 1],
+            routes: vec![None; max_task as usize + 1],
         }
     }
 
+    /// Routes `task` to a queue of this process.
     pub(crate) fn add(&mut self, task: u32, sender: InboxSender) {
-        self.senders[task as usize] = Some(sender);
+        self.routes[task as usize] = Some(Route::Local(sender));
     }
 
-    /// This table, with `other`'s senders for the tasks it has none for.
+    /// Routes `task` to another worker through `route`.
+    pub(crate) fn add_remote(&mut self, task: u32, route: Arc<RemoteRoute>) {
+        self.routes[task as usize] = Some(Route::Remote(route));
+    }
+
+    /// Copies the route of `task` in `other` (if it has one) into this table.
+    pub(crate) fn add_from(&mut self, task: u32, other: &Transfer) {
+        if let Some(route) = other.routes.get(task as usize).cloned().flatten() {
+            self.routes[task as usize] = Some(route);
+        }
+    }
+
+    /// This table, with `other`'s routes for the tasks it has none for.
     pub(crate) fn merged(&self, other: &Transfer) -> Transfer {
-        let n = self.senders.len().max(other.senders.len());
-        let senders = (0..n)
+        let n = self.routes.len().max(other.routes.len());
+        let routes = (0..n)
             .map(|i| {
-                self.senders
+                self.routes
                     .get(i)
                     .cloned()
                     .flatten()
-                    .or_else(|| other.senders.get(i).cloned().flatten())
+                    .or_else(|| other.routes.get(i).cloned().flatten())
             })
             .collect();
-        Transfer { senders }
+        Transfer { routes }
     }
 
-    pub(crate) fn sender(&self, task: u32) -> Result<&InboxSender, TransferError> {
-        self.senders
-            .get(task as usize)
-            .and_then(Option::as_ref)
-            .ok_or(TransferError::NoRoute(task))
+    pub(crate) fn sender(&self, task: u32) -> Result<RouteSender<'_>, TransferError> {
+        match self.routes.get(task as usize).and_then(Option::as_ref) {
+            Some(Route::Local(s)) => Ok(RouteSender::Local(s)),
+            Some(Route::Remote(r)) => Ok(RouteSender::Remote(r.get())),
+            None => Err(TransferError::NoRoute(task)),
+        }
     }
 
     /// Sends one batch, waiting for queue space.

@@ -7,35 +7,60 @@
 //!   workers that only holds if their traffic never waits behind tuples stuck on a full bolt
 //!   queue (head-of-line blocking on a shared connection). Separate lanes keep it true.
 //! - Of each pair, the worker with the lower address dials both lanes; each connection is then
-//!   used in both directions. The dialer opens with a `Hello` carrying the cluster secret, the
-//!   topology, the assignment version and the lane; anything else is refused.
-//! - Each peer lane has a bounded queue (the [`Transfer`] entries of the peer's tasks point to
-//!   it), so a slow or unreachable peer backpressures its producers. Batches that cannot be
-//!   delivered (the connection broke, or the peer stayed unreachable for [`HOLD`]) fail their
-//!   tracked tuple trees through the acker, so their spouts replay them: nothing is dropped
-//!   silently.
+//!   used in both directions, so a link lives as long as its peer is in the assignment, whether
+//!   or not this worker ever sends on it (it may only receive).
+//! - Handshake: the dialer sends `Hello` (cluster secret, topology, assignment version, its
+//!   address, the lane); the acceptor answers `Welcome`, or `Refused` with the reason, and only a
+//!   welcomed connection carries batches. A connection accepted for a link replaces the one the
+//!   link had: the dialer only dials when its side of the old one is gone.
+//! - Dialing backs off exponentially with jitter, and says so in the log once per doubling of
+//!   the attempts (1, 2, 4, 8, ...), so an unreachable peer costs a few lines, not a disk.
+//! - Each link has a bounded queue; the [`Transfer`] routes of the peer's tasks point to it
+//!   through a [`RemoteRoute`], repointed when a new assignment moves tasks to another worker
+//!   ([`TransportHandle::update`]), so workers whose own executors did not change keep running.
+//!   Batches that cannot be delivered (the connection broke, or the peer stayed unreachable for
+//!   [`HOLD`]) fail their tracked tuple trees through the acker, so their spouts replay them:
+//!   nothing is dropped silently.
 
 use crate::acker::{AckerMsg, TreeOutcome};
+use crate::control::SecretDigest;
 use crate::spec::TopologySpec;
-use crate::transfer::{Envelope, Payload, Transfer};
+use crate::transfer::{Envelope, InboxSender, Payload, RemoteRoute, Transfer, TransferError};
 use crate::tuple::{Anchors, Fields, StreamMeta, Tuple};
 use crate::value::Values;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
 
 /// How long a peer may stay unreachable before batches for it are failed instead of held.
 pub(crate) const HOLD: Duration = Duration::from_secs(2);
-/// Largest frame accepted from a peer.
+/// Largest frame sent or accepted.
 const MAX_FRAME: usize = 64 << 20;
 /// Most envelopes written in one frame.
 const MAX_ENVELOPES_PER_FRAME: usize = 64;
+/// How long a handshake may take, either side.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshakes in progress at once on the accepting side (more connections wait to be read).
+const MAX_HANDSHAKES: usize = 64;
+/// A connection that lived this long was healthy: the next dial starts a fresh back-off.
+const STABLE_AFTER: Duration = Duration::from_secs(1);
+/// First reconnect delay; it doubles per failed attempt up to [`MAX_DIAL_DELAY`], and each
+/// delay gets up to as much again of random jitter.
+const MIN_DIAL_DELAY: Duration = Duration::from_millis(25);
+/// Longest reconnect delay before jitter.
+const MAX_DIAL_DELAY: Duration = Duration::from_secs(1);
 
 /// Numbers every declared stream of a topology, identically in every worker (components and
 /// streams in id order), so a tuple crosses the wire as a stream number instead of names.
@@ -95,7 +120,7 @@ struct WireEnvelope {
 }
 
 /// Which of a worker pair's two connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Lane {
     /// Tuples to bolts.
     Data,
@@ -103,8 +128,11 @@ pub(crate) enum Lane {
     Control,
 }
 
+const LANES: [Lane; 2] = [Lane::Data, Lane::Control];
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Frame {
+    /// The dialer introduces itself.
     Hello {
         secret: String,
         topology: String,
@@ -112,6 +140,11 @@ enum Frame {
         from: String,
         lane: Lane,
     },
+    /// The acceptor took the connection for its link to the dialer.
+    Welcome,
+    /// The acceptor did not; the connection closes.
+    Refused { reason: String },
+    /// Batches for tasks of the receiving worker.
     Batches(Vec<WireEnvelope>),
 }
 
@@ -159,24 +192,63 @@ fn from_wire(w: WireEnvelope, table: &StreamTable) -> Result<Envelope, String> {
     })
 }
 
-async fn write_frame(w: &mut (impl AsyncWriteExt + Unpin), frame: &Frame) -> std::io::Result<()> {
-    let body = rmp_serde::to_vec(frame).map_err(std::io::Error::other)?;
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&body);
-    w.write_all(&buf).await
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
 }
 
-async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Frame> {
-    let len = r.read_u32().await? as usize;
-    if len > MAX_FRAME {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes exceeds the {MAX_FRAME} byte limit"
-        )));
+fn encode(frame: &Frame) -> std::io::Result<Bytes> {
+    rmp_serde::to_vec(frame)
+        .map(Bytes::from)
+        .map_err(std::io::Error::other)
+}
+
+fn decode(bytes: &[u8]) -> std::io::Result<Frame> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("undecodable frame: {e}"),
+        )
+    })
+}
+
+/// Reads length-prefixed frames.
+type FrameReader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+/// Writes length-prefixed frames; the codec refuses frames over [`MAX_FRAME`].
+type FrameWriter = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+
+/// A TCP connection to a peer, framed both ways.
+struct Connection {
+    reader: FrameReader,
+    writer: FrameWriter,
+}
+
+impl Connection {
+    fn new(stream: TcpStream) -> Self {
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        Connection {
+            reader: FramedRead::new(rd, codec()),
+            writer: FramedWrite::new(wr, codec()),
+        }
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    rmp_serde::from_slice(&body).map_err(std::io::Error::other)
+
+    async fn send(&mut self, frame: &Frame) -> std::io::Result<()> {
+        self.writer.send(encode(frame)?).await
+    }
+
+    async fn recv(&mut self) -> std::io::Result<Frame> {
+        read_frame(&mut self.reader).await
+    }
+}
+
+async fn read_frame(reader: &mut FrameReader) -> std::io::Result<Frame> {
+    match reader.next().await {
+        Some(Ok(bytes)) => decode(&bytes),
+        Some(Err(e)) => Err(e),
+        None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
 }
 
 /// What this worker is, for handshakes.
@@ -189,6 +261,7 @@ pub(crate) struct Identity {
 }
 
 /// Another worker of the topology and the tasks it hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PeerSpec {
     pub address: String,
     pub tasks: Vec<u32>,
@@ -211,23 +284,20 @@ struct FailRoute {
 }
 
 impl FailRoute {
-    /// Fails the tracked trees of an undeliverable batch (acker messages and outcomes for the
-    /// lost peer are dropped: those trees time out at their spouts).
-    fn fail(&self, env: Envelope, peer_tasks: &[u32]) -> usize {
+    /// Fails the tracked trees of an undeliverable batch; returns how many fail messages went
+    /// out. (Acker messages and outcomes are dropped: those trees time out at their spouts.)
+    fn fail(&self, env: Envelope) -> usize {
         let Payload::Tuples(tuples) = env.payload else {
             return 0;
         };
-        let n = (self.ackers.end - self.ackers.start) as u64;
+        let n = u64::from(self.ackers.end - self.ackers.start);
+        if n == 0 {
+            return 0;
+        }
         let mut failed = 0;
         for t in tuples {
             for &(root, _) in &t.anchors {
-                if n == 0 {
-                    break;
-                }
                 let acker = self.ackers.start + (root % n) as u32;
-                if peer_tasks.contains(&acker) {
-                    continue;
-                }
                 if let Ok(s) = self.routes.sender(acker) {
                     let msg = Envelope {
                         task: acker,
@@ -243,92 +313,221 @@ impl FailRoute {
     }
 }
 
-/// The running transport of one worker.
+/// What every link of a worker shares.
+struct Shared {
+    me: Identity,
+    table: StreamTable,
+    /// The hosted tasks' queues, for batches from peers.
+    local: Transfer,
+    fail: FailRoute,
+}
+
+/// The sending side of one link, held by the registry.
+struct LinkHandle {
+    queue: InboxSender,
+    incoming: mpsc::Sender<Connection>,
+    cancel: CancellationToken,
+}
+
+/// The receiving ends of a link's channels, for its task.
+struct LinkChannels {
+    queue: mpsc::Receiver<Envelope>,
+    incoming: mpsc::Receiver<Connection>,
+    cancel: CancellationToken,
+}
+
+fn link_channels(capacity: usize) -> (LinkHandle, LinkChannels) {
+    let (queue_tx, queue) = mpsc::channel(capacity);
+    let (incoming_tx, incoming) = mpsc::channel(4);
+    let cancel = CancellationToken::new();
+    let handle = LinkHandle {
+        queue: queue_tx,
+        incoming: incoming_tx,
+        cancel: cancel.clone(),
+    };
+    (
+        handle,
+        LinkChannels {
+            queue,
+            incoming,
+            cancel,
+        },
+    )
+}
+
+/// The links of a worker, by peer address and lane, and the routes of the tasks they carry.
+struct Links {
+    links: BTreeMap<(String, Lane), LinkHandle>,
+    /// Route of every task not hosted here, by task id.
+    routes: HashMap<u32, Arc<RemoteRoute>>,
+    control_tasks: Vec<u32>,
+    queue_capacity: usize,
+}
+
+impl Links {
+    /// Makes the links and routes match `peers`: links to addresses no longer in it stop
+    /// (failing what they still hold), links to new addresses are made and given to `start`,
+    /// and every remote task's route points at the link of the peer that now hosts it.
+    fn place(&mut self, peers: &[PeerSpec], mut start: impl FnMut(&str, Lane, LinkChannels)) {
+        let wanted: BTreeMap<&str, &PeerSpec> =
+            peers.iter().map(|p| (p.address.as_str(), p)).collect();
+        self.links.retain(|(address, lane), link| {
+            let keep = wanted.contains_key(address.as_str());
+            if !keep {
+                tracing::info!(peer = %address, ?lane, "worker left the assignment; closing its link");
+                link.cancel.cancel();
+            }
+            keep
+        });
+        for p in peers {
+            for lane in LANES {
+                let key = (p.address.clone(), lane);
+                if !self.links.contains_key(&key) {
+                    let (handle, channels) = link_channels(self.queue_capacity);
+                    start(&p.address, lane, channels);
+                    self.links.insert(key, handle);
+                }
+            }
+            for &task in &p.tasks {
+                let lane = lane_of(task, &self.control_tasks);
+                let queue = self.links[&(p.address.clone(), lane)].queue.clone();
+                match self.routes.get(&task) {
+                    Some(route) => route.set(queue),
+                    None => {
+                        self.routes.insert(task, RemoteRoute::new(queue));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A running transport's links, what they share, and the assignment version they follow.
+struct Registry {
+    shared: Arc<Shared>,
+    links: Links,
+    version: u64,
+    /// The highest assignment version a peer's hello carried.
+    newer: watch::Sender<u64>,
+}
+
+/// The transport of one worker, before it runs.
 pub(crate) struct Transport {
-    /// Queues for the tasks of other workers: give to the executors.
+    /// Routes to the tasks of other workers: give to the executors.
     pub remote: Transfer,
-    /// Where outgoing and failed traffic is routed once the local queues are known.
-    start: Option<Box<dyn FnOnce(Transfer) + Send>>,
+    me: Identity,
+    table: StreamTable,
+    listener: TcpListener,
+    links: Links,
+    unstarted: Vec<(String, Lane, LinkChannels)>,
+    ackers: Range<u32>,
+}
+
+/// Controls a running transport.
+#[derive(Clone)]
+pub(crate) struct TransportHandle {
+    registry: Arc<Mutex<Registry>>,
+    newer: watch::Receiver<u64>,
+}
+
+impl TransportHandle {
+    /// Follows a new assignment whose placement of this worker's own executors is unchanged:
+    /// `peers` are the other workers of assignment `version`.
+    pub(crate) fn update(&self, peers: &[PeerSpec], version: u64) {
+        let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.version = version;
+        let shared = registry.shared.clone();
+        registry.links.place(peers, |address, lane, channels| {
+            start_link(&shared, address, lane, channels)
+        });
+    }
+
+    /// The highest assignment version a peer introduced itself with: a newer one than this
+    /// worker's means the assignment changed (Nimbus has it).
+    pub(crate) fn newer_version(&self) -> watch::Receiver<u64> {
+        self.newer.clone()
+    }
 }
 
 impl Transport {
-    /// Sets up queues and connections to `peers`. `control_tasks` are the acker and spout tasks
-    /// (sorted). Call [`Transport::run`] once the local executors' queues exist.
+    /// Sets up links and routes to `peers`. `control_tasks` are the acker and spout tasks. Call
+    /// [`Transport::run`] once the local executors' queues exist.
     pub(crate) fn new(
         me: Identity,
         listener: TcpListener,
-        peers: Vec<PeerSpec>,
+        peers: &[PeerSpec],
         spec: &TopologySpec,
         ackers: Range<u32>,
-        control_tasks: Vec<u32>,
+        mut control_tasks: Vec<u32>,
         queue_capacity: usize,
     ) -> Self {
-        let table = Arc::new(StreamTable::of(spec));
-        let max_task = crate::spec::TaskLayout::of(spec).max_task();
-        let mut remote = Transfer::new(max_task);
-        let mut links = Vec::new();
-        for p in peers {
-            let p = Arc::new(p);
-            for lane in [Lane::Data, Lane::Control] {
-                let (tx, rx) = mpsc::channel::<Envelope>(queue_capacity);
-                for &t in &p.tasks {
-                    if lane_of(t, &control_tasks) == lane {
-                        remote.add(t, tx.clone());
-                    }
-                }
-                let (conn_tx, conn_rx) = mpsc::channel::<TcpStream>(1);
-                links.push((p.clone(), lane, rx, conn_tx, conn_rx));
-            }
-        }
-        let remote_for_routes = remote.clone();
-        let start = move |local: Transfer| {
-            let routes = local.merged(&remote_for_routes);
-            let fail = FailRoute { routes, ackers };
-            let mut acceptors = FxHashMap::default();
-            for (p, lane, rx, conn_tx, conn_rx) in links {
-                let need = Arc::new(Notify::new());
-                if me.address < p.address {
-                    let to = (p.address.clone(), lane);
-                    tokio::spawn(dialer(to, me.clone(), conn_tx, need.clone()));
-                } else {
-                    acceptors.insert((p.address.clone(), lane), conn_tx);
-                }
-                let link = PeerLink {
-                    peer: p,
-                    lane,
-                    queue: rx,
-                    connections: conn_rx,
-                    need,
-                    local: local.clone(),
-                    table: table.clone(),
-                    fail: fail.clone(),
-                };
-                tokio::spawn(link.run());
-            }
-            tokio::spawn(accept_loop(listener, me, acceptors));
+        control_tasks.sort_unstable();
+        let mut links = Links {
+            links: BTreeMap::new(),
+            routes: HashMap::new(),
+            control_tasks,
+            queue_capacity,
         };
+        let mut unstarted = Vec::new();
+        links.place(peers, |address, lane, channels| {
+            unstarted.push((address.to_string(), lane, channels))
+        });
+        let mut remote = Transfer::new(crate::spec::TaskLayout::of(spec).max_task());
+        for (&task, route) in &links.routes {
+            remote.add_remote(task, route.clone());
+        }
         Transport {
             remote,
-            start: Some(Box::new(start)),
+            me,
+            table: StreamTable::of(spec),
+            listener,
+            links,
+            unstarted,
+            ackers,
         }
     }
 
-    /// Starts the connections; tuples from peers go to `local` (the hosted tasks' queues).
-    pub(crate) fn run(mut self, local: Transfer) {
-        if let Some(start) = self.start.take() {
-            start(local);
+    /// Starts the links and the accept loop; tuples from peers go to `local` (the hosted tasks'
+    /// queues).
+    pub(crate) fn run(self, local: Transfer) -> TransportHandle {
+        let secret = SecretDigest::new(&self.me.secret);
+        let version = self.me.version;
+        let shared = Arc::new(Shared {
+            me: self.me,
+            table: self.table,
+            fail: FailRoute {
+                routes: local.merged(&self.remote),
+                ackers: self.ackers,
+            },
+            local,
+        });
+        for (address, lane, channels) in self.unstarted {
+            start_link(&shared, &address, lane, channels);
+        }
+        let (newer, newer_rx) = watch::channel(version);
+        let registry = Arc::new(Mutex::new(Registry {
+            shared,
+            links: self.links,
+            version,
+            newer,
+        }));
+        tokio::spawn(accept_loop(self.listener, secret, registry.clone()));
+        TransportHandle {
+            registry,
+            newer: newer_rx,
         }
     }
 }
 
-/// Accepts connections from the peers that dial us; checks their hello.
-async fn accept_loop(
-    listener: TcpListener,
-    me: Identity,
-    acceptors: FxHashMap<(String, Lane), mpsc::Sender<TcpStream>>,
-) {
+/// Accepts connections from the peers that dial us; each handshake runs on its own task.
+async fn accept_loop(listener: TcpListener, secret: SecretDigest, registry: Arc<Mutex<Registry>>) {
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let secret = Arc::new(secret);
     loop {
-        let (mut stream, peer) = match listener.accept().await {
+        let Ok(permit) = handshakes.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("accepting a worker connection: {e}");
@@ -336,190 +535,422 @@ async fn accept_loop(
                 continue;
             }
         };
-        let hello = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut stream)).await;
-        let from = match hello {
-            Ok(Ok(Frame::Hello {
-                secret,
-                topology,
-                version,
-                from,
-                lane,
-            })) => {
-                let secret_ok: bool =
-                    subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), me.secret.as_bytes()).into();
-                if !secret_ok {
-                    tracing::warn!(%peer, "refused a worker connection: wrong cluster secret");
-                    continue;
+        let registry = registry.clone();
+        let secret = secret.clone();
+        tokio::spawn(async move {
+            let mut conn = Connection::new(stream);
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(&mut conn, &secret, &registry))
+                .await
+            {
+                Ok(Ok(handover)) => {
+                    if conn.send(&Frame::Welcome).await.is_ok() {
+                        // The link takes it at once in every state; closed if it just stopped.
+                        let _ = handover.send(conn).await;
+                    }
                 }
-                if topology != me.topology || version != me.version {
-                    tracing::warn!(%peer, %topology, version, "refused a worker connection from another topology or assignment version");
-                    continue;
+                Ok(Err(reason)) => {
+                    tracing::warn!(%peer, "refused a worker connection: {reason}");
+                    let _ = conn.send(&Frame::Refused { reason }).await;
                 }
-                (from, lane)
+                Err(_) => {
+                    tracing::warn!(%peer, "refused a worker connection: no hello within {HANDSHAKE_TIMEOUT:?}")
+                }
             }
-            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
-                tracing::warn!(%peer, "refused a worker connection: no valid hello");
-                continue;
-            }
-        };
-        match acceptors.get(&from) {
-            // Handed over without blocking the accept loop (the link takes it when it is free).
-            Some(tx) => {
-                let tx = tx.clone();
-                tokio::spawn(async move { tx.send(stream).await });
-            }
-            None => {
-                tracing::warn!(%peer, from = %from.0, "refused a worker connection from a worker that is not a peer")
-            }
-        }
+            drop(permit);
+        });
     }
 }
 
-/// Dials a peer whenever its link needs a connection, with back-off, and hands it over.
-async fn dialer(
-    (address, lane): (String, Lane),
-    me: Identity,
-    connections: mpsc::Sender<TcpStream>,
-    need: Arc<Notify>,
-) {
-    loop {
-        let mut backoff = Duration::from_millis(50);
-        let stream = loop {
-            let attempt = async {
-                let mut s = TcpStream::connect(&address).await?;
-                s.set_nodelay(true)?;
-                let hello = Frame::Hello {
-                    secret: me.secret.clone(),
-                    topology: me.topology.clone(),
-                    version: me.version,
-                    from: me.address.clone(),
-                    lane,
-                };
-                write_frame(&mut s, &hello).await?;
-                std::io::Result::Ok(s)
-            };
-            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
-                Ok(Ok(s)) => break s,
-                Ok(Err(e)) => tracing::debug!(%address, "connecting to worker: {e}"),
-                Err(_) => tracing::debug!(%address, "connecting to worker timed out"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-        };
-        if connections.send(stream).await.is_err() {
-            return;
-        }
-        need.notified().await;
+/// Reads and checks a dialer's hello; the link it is for.
+async fn accept(
+    conn: &mut Connection,
+    secret: &SecretDigest,
+    registry: &Mutex<Registry>,
+) -> Result<mpsc::Sender<Connection>, String> {
+    let hello = conn
+        .recv()
+        .await
+        .map_err(|e| format!("no valid hello: {e}"))?;
+    let Frame::Hello {
+        secret: given,
+        topology,
+        version,
+        from,
+        lane,
+    } = hello
+    else {
+        return Err("the first frame is not a hello".into());
+    };
+    if !secret.matches(given.as_bytes()) {
+        return Err("wrong cluster secret".into());
+    }
+    let registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+    let me = &registry.shared.me;
+    if topology != me.topology {
+        return Err(format!(
+            "it is a worker of topology {topology:?}, this one of {:?}",
+            me.topology
+        ));
+    }
+    if version > registry.version {
+        registry.newer.send_if_modified(|v| {
+            let newer = version > *v;
+            *v = (*v).max(version);
+            newer
+        });
+    }
+    match registry.links.links.get(&(from.clone(), lane)) {
+        Some(link) => Ok(link.incoming.clone()),
+        None => Err(format!(
+            "{from} (assignment version {version}) is not a worker of assignment version {} here",
+            registry.version
+        )),
     }
 }
 
-/// The traffic to and from one peer.
-struct PeerLink {
-    peer: Arc<PeerSpec>,
+/// Starts the link to `address` on `lane`.
+fn start_link(shared: &Arc<Shared>, address: &str, lane: Lane, channels: LinkChannels) {
+    let dialer = (shared.me.address.as_str() < address).then(|| Dialer {
+        address: address.to_string(),
+        lane,
+        me: shared.me.clone(),
+        backoff: Reconnect::new(address, lane),
+    });
+    let link = Link {
+        address: address.to_string(),
+        lane,
+        shared: shared.clone(),
+        queue: channels.queue,
+        incoming: channels.incoming,
+        dialer,
+        cancel: channels.cancel,
+    };
+    tokio::spawn(link.run());
+}
+
+/// Reconnect delays for one peer lane, and the rate-limited log of failed attempts.
+struct Reconnect {
+    address: String,
     lane: Lane,
-    queue: mpsc::Receiver<Envelope>,
-    connections: mpsc::Receiver<TcpStream>,
-    need: Arc<Notify>,
-    local: Transfer,
-    table: Arc<StreamTable>,
-    fail: FailRoute,
+    delays: ExponentialBackoff,
+    failures: u64,
 }
 
-impl PeerLink {
-    async fn run(mut self) {
+impl Reconnect {
+    fn new(address: &str, lane: Lane) -> Self {
+        Reconnect {
+            address: address.to_string(),
+            lane,
+            delays: Self::fresh(),
+            failures: 0,
+        }
+    }
+
+    fn fresh() -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(MIN_DIAL_DELAY)
+            .with_max_delay(MAX_DIAL_DELAY)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// Records a failed attempt; logs it if the failures just reached a power of two. Returns
+    /// how long to wait before the next one.
+    fn failed(&mut self, error: &str) -> Duration {
+        self.failures += 1;
+        if self.failures.is_power_of_two() {
+            tracing::warn!(peer = %self.address, lane = ?self.lane, attempts = self.failures,
+                "cannot connect to worker (retrying with back-off; next report after {} attempts): {error}",
+                self.failures * 2);
+        }
+        self.delays.next().unwrap_or(MAX_DIAL_DELAY)
+    }
+
+    /// The delay before redialing after a connection broke: none after a healthy one.
+    fn after_break(&mut self, lived: Duration) -> Duration {
+        if lived >= STABLE_AFTER {
+            self.delays = Self::fresh();
+            self.failures = 0;
+            Duration::ZERO
+        } else {
+            self.failed("the connection closed right after it opened")
+        }
+    }
+}
+
+/// The dialing side of a link (the worker with the lower address dials).
+struct Dialer {
+    address: String,
+    lane: Lane,
+    me: Identity,
+    backoff: Reconnect,
+}
+
+impl Dialer {
+    /// Dials until a connection is welcomed.
+    async fn dial(&mut self, wait_first: Duration) -> Connection {
+        tokio::time::sleep(wait_first).await;
         loop {
-            // Wait for a connection; after HOLD, fail what arrives instead of holding it.
-            let disconnected = tokio::time::Instant::now();
-            let mut failed = 0usize;
-            let stream = loop {
-                let holding = disconnected.elapsed() < HOLD;
-                tokio::select! {
-                    c = self.connections.recv() => match c {
-                        Some(s) => break s,
-                        None => return,
-                    },
-                    env = self.queue.recv(), if !holding => match env {
-                        Some(env) => failed += self.fail.fail(env, &self.peer.tasks),
-                        None => return,
-                    },
-                    _ = tokio::time::sleep_until(disconnected + HOLD), if holding => {}
+            let attempt = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.attempt()).await;
+            let error = match attempt {
+                Ok(Ok(conn)) => {
+                    if self.backoff.failures > 0 {
+                        tracing::info!(peer = %self.address, lane = ?self.lane,
+                            "connected to worker after {} failed attempts", self.backoff.failures);
+                    }
+                    return conn;
                 }
+                Ok(Err(e)) => e,
+                Err(_) => format!("no answer to the hello within {HANDSHAKE_TIMEOUT:?}"),
             };
-            if failed > 0 {
-                tracing::warn!(peer = %self.peer.address, lane = ?self.lane, failed, "failed tuple trees while the worker was unreachable");
+            let delay = self.backoff.failed(&error);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self) -> Result<Connection, String> {
+        let stream = TcpStream::connect(&self.address)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut conn = Connection::new(stream);
+        let hello = Frame::Hello {
+            secret: self.me.secret.clone(),
+            topology: self.me.topology.clone(),
+            version: self.me.version,
+            from: self.me.address.clone(),
+            lane: self.lane,
+        };
+        conn.send(&hello).await.map_err(|e| e.to_string())?;
+        match conn.recv().await {
+            Ok(Frame::Welcome) => Ok(conn),
+            Ok(Frame::Refused { reason }) => Err(format!("refused: {reason}")),
+            Ok(_) => Err("unexpected answer to the hello".into()),
+            Err(e) => Err(format!("no answer to the hello: {e}")),
+        }
+    }
+}
+
+/// How serving one connection ended.
+enum Served {
+    /// It broke (either side); how long it lived.
+    Broken(Duration),
+    /// The peer dialed again: this connection replaces the old one.
+    Replaced(Box<Connection>),
+    /// The link was removed.
+    Cancelled,
+}
+
+/// The traffic to and from one peer on one lane.
+struct Link {
+    address: String,
+    lane: Lane,
+    shared: Arc<Shared>,
+    queue: mpsc::Receiver<Envelope>,
+    incoming: mpsc::Receiver<Connection>,
+    dialer: Option<Dialer>,
+    cancel: CancellationToken,
+}
+
+impl Link {
+    async fn run(mut self) {
+        let mut next: Option<Connection> = None;
+        let mut wait_first = Duration::ZERO;
+        loop {
+            let conn = match next.take() {
+                Some(c) => c,
+                None => match self.connect(wait_first).await {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
+            tracing::info!(peer = %self.address, lane = ?self.lane, "connected to worker");
+            match self.serve(conn).await {
+                Served::Broken(lived) => {
+                    wait_first = match &mut self.dialer {
+                        Some(d) => d.backoff.after_break(lived),
+                        None => Duration::ZERO,
+                    }
+                }
+                Served::Replaced(c) => next = Some(*c),
+                Served::Cancelled => break,
             }
-            tracing::info!(peer = %self.peer.address, lane = ?self.lane, "connected to worker");
-            let _ = stream.set_nodelay(true);
-            let (rd, mut wr) = stream.into_split();
-            let mut reader = tokio::spawn(read_loop(
-                rd,
-                self.local.clone(),
-                self.table.clone(),
-                self.peer.address.clone(),
-            ));
-            loop {
-                tokio::select! {
-                    _ = &mut reader => break,
-                    env = self.queue.recv() => {
-                        let Some(env) = env else {
-                            reader.abort();
-                            return;
-                        };
-                        let mut batch = vec![env];
-                        while batch.len() < MAX_ENVELOPES_PER_FRAME {
-                            match self.queue.try_recv() {
-                                Ok(e) => batch.push(e),
-                                Err(_) => break,
-                            }
+        }
+        // Removed from the assignment: fail what is still queued for it.
+        self.queue.close();
+        let mut failed = 0;
+        while let Ok(env) = self.queue.try_recv() {
+            failed += self.shared.fail.fail(env);
+        }
+        if failed > 0 {
+            tracing::warn!(peer = %self.address, lane = ?self.lane, failed, "failed tuple trees queued for a worker that left the assignment");
+        }
+    }
+
+    /// Waits for a connection (dialing, or accepted from the peer); holds queued batches for
+    /// [`HOLD`], then fails them as they come. `None` once the link is removed.
+    async fn connect(&mut self, wait_first: Duration) -> Option<Connection> {
+        let since = Instant::now();
+        let mut failed = 0usize;
+        let dial = async {
+            match &mut self.dialer {
+                Some(d) => d.dial(wait_first).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(dial);
+        let conn = loop {
+            let holding = since.elapsed() < HOLD;
+            tokio::select! {
+                _ = self.cancel.cancelled() => break None,
+                c = &mut dial => break Some(c),
+                Some(c) = self.incoming.recv() => break Some(c),
+                Some(env) = self.queue.recv(), if !holding => failed += self.shared.fail.fail(env),
+                _ = tokio::time::sleep_until(since + HOLD), if holding => {}
+            }
+        };
+        if failed > 0 {
+            tracing::warn!(peer = %self.address, lane = ?self.lane, failed, "failed tuple trees while the worker was unreachable");
+        }
+        conn
+    }
+
+    async fn serve(&mut self, conn: Connection) -> Served {
+        let Connection { reader, mut writer } = conn;
+        let started = Instant::now();
+        let mut reading = tokio::spawn(read_loop(
+            reader,
+            self.shared.clone(),
+            self.address.clone(),
+            self.lane,
+        ));
+        let outcome = loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break Served::Cancelled,
+                _ = &mut reading => break Served::Broken(started.elapsed()),
+                Some(c) = self.incoming.recv() => break Served::Replaced(Box::new(c)),
+                Some(env) = self.queue.recv() => {
+                    let mut batch = vec![env];
+                    while batch.len() < MAX_ENVELOPES_PER_FRAME {
+                        match self.queue.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
                         }
-                        let frame = Frame::Batches(batch.into_iter().map(|e| to_wire(e, &self.table)).collect());
-                        if let Err(e) = write_frame(&mut wr, &frame).await {
-                            let Frame::Batches(lost) = frame else { unreachable!() };
-                            let failed: usize = lost
-                                .into_iter()
-                                .filter_map(|w| from_wire(w, &self.table).ok())
-                                .map(|env| self.fail.fail(env, &self.peer.tasks))
-                                .sum();
-                            tracing::warn!(peer = %self.peer.address, lane = ?self.lane, failed, "lost the connection to worker: {e}");
-                            reader.abort();
-                            break;
-                        }
+                    }
+                    if let Err(e) = self.write(&mut writer, batch).await {
+                        tracing::warn!(peer = %self.address, lane = ?self.lane, failed = e.failed, "lost the connection to worker: {}", e.error);
+                        break Served::Broken(started.elapsed());
                     }
                 }
             }
-            self.need.notify_one();
-        }
+        };
+        reading.abort();
+        outcome
     }
+
+    /// Writes `batch` in frames of at most [`MAX_FRAME`] bytes (splitting it if needed; an
+    /// envelope too large on its own fails its trees). On a write error fails the batch.
+    async fn write(
+        &self,
+        writer: &mut FrameWriter,
+        batch: Vec<Envelope>,
+    ) -> Result<(), WriteError> {
+        let table = &self.shared.table;
+        let mut pending = vec![batch];
+        while let Some(mut batch) = pending.pop() {
+            let frame = Frame::Batches(batch.drain(..).map(|e| to_wire(e, table)).collect());
+            let bytes = encode(&frame).map_err(|e| WriteError {
+                error: e.to_string(),
+                failed: 0,
+            })?;
+            let Frame::Batches(wire) = frame else {
+                unreachable!("built as batches above")
+            };
+            if bytes.len() > MAX_FRAME {
+                let mut envelopes: Vec<Envelope> = wire
+                    .into_iter()
+                    .filter_map(|w| from_wire(w, table).ok())
+                    .collect();
+                if envelopes.len() == 1 {
+                    let failed = self.shared.fail.fail(envelopes.remove(0));
+                    tracing::error!(peer = %self.address, bytes = bytes.len(), failed,
+                        "a batch for task is larger than the {MAX_FRAME} byte frame limit on its own; its tuple trees fail");
+                    continue;
+                }
+                let second = envelopes.split_off(envelopes.len() / 2);
+                pending.push(second);
+                pending.push(envelopes);
+                continue;
+            }
+            if let Err(e) = writer.send(bytes).await {
+                let mut failed = 0;
+                for env in wire.into_iter().filter_map(|w| from_wire(w, table).ok()) {
+                    failed += self.shared.fail.fail(env);
+                }
+                for env in pending.into_iter().flatten() {
+                    failed += self.shared.fail.fail(env);
+                }
+                return Err(WriteError {
+                    error: e.to_string(),
+                    failed,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+struct WriteError {
+    error: String,
+    failed: usize,
 }
 
 /// Delivers a peer's batches to the hosted tasks (waiting for queue space: backpressure
-/// reaches the peer through TCP).
-async fn read_loop(mut rd: OwnedReadHalf, local: Transfer, table: Arc<StreamTable>, peer: String) {
+/// reaches the peer through TCP). Ends on a broken connection or a bad frame, which closes this
+/// connection only. A batch for a task this worker does not host (the sender's assignment is
+/// older or newer) has its trees failed.
+async fn read_loop(mut reader: FrameReader, shared: Arc<Shared>, peer: String, lane: Lane) {
+    let mut misrouted = 0usize;
     loop {
-        let frame = match read_frame(&mut rd).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::info!(%peer, "worker connection closed: {e}");
-                return;
+        let batches = match read_frame(&mut reader).await {
+            Ok(Frame::Batches(b)) => b,
+            Ok(_) => {
+                tracing::warn!(%peer, ?lane, "closing a worker connection: a handshake frame on an open connection");
+                break;
             }
-        };
-        let Frame::Batches(batches) = frame else {
-            tracing::warn!(%peer, "unexpected hello on an open connection");
-            return;
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::info!(%peer, ?lane, "worker connection closed");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, ?lane, "closing a worker connection: {e}");
+                break;
+            }
         };
         for w in batches {
-            match from_wire(w, &table) {
-                Ok(env) => {
-                    if let Err(e) = local.send(env).await {
-                        tracing::warn!(%peer, "dropping a batch from worker: {e}");
-                    }
-                }
+            let env = match from_wire(w, &shared.table) {
+                Ok(env) => env,
                 Err(e) => {
-                    tracing::warn!(%peer, "bad batch from worker: {e}");
+                    tracing::warn!(%peer, ?lane, "closing a worker connection: bad batch: {e}");
                     return;
                 }
+            };
+            let task = env.task;
+            let Ok(sender) = shared.local.sender(task) else {
+                if misrouted == 0 {
+                    tracing::warn!(%peer, ?lane, "a batch for task {task}, which this worker does not host (assignments differ); failing its trees");
+                }
+                misrouted += 1;
+                shared.fail.fail(env);
+                continue;
+            };
+            if sender.send(env).await.is_err() {
+                tracing::debug!(%peer, "dropping a batch from worker: {}", TransferError::Closed(task));
             }
         }
+    }
+    if misrouted > 1 {
+        tracing::warn!(%peer, ?lane, misrouted, "batches for tasks not hosted here on this connection");
     }
 }
 
@@ -528,8 +959,7 @@ mod tests {
     use super::*;
     use crate::values;
 
-    #[tokio::test]
-    async fn frames_round_trip_with_tuples_acks_and_outcomes() {
+    fn table() -> StreamTable {
         let mut spec = TopologySpec {
             name: "t".into(),
             config: Default::default(),
@@ -552,7 +982,12 @@ mod tests {
             inputs: vec![],
             config: Default::default(),
         });
-        let table = StreamTable::of(&spec);
+        StreamTable::of(&spec)
+    }
+
+    #[test]
+    fn frames_round_trip_with_tuples_acks_and_outcomes() {
+        let table = table();
         let meta = StreamMeta::intern("split", "default", &Fields::from(["word", "n"]));
         let mut anchors = Anchors::new();
         anchors.push((7, 9));
@@ -567,9 +1002,8 @@ mod tests {
                 payload: WirePayload::Acker(vec![AckerMsg::Ack { root: 7, xor: 1 }]),
             },
         ]);
-        let mut buf = Vec::new();
-        write_frame(&mut buf, &frame).await.unwrap();
-        let Frame::Batches(back) = read_frame(&mut buf.as_slice()).await.unwrap() else {
+        let bytes = encode(&frame).unwrap();
+        let Frame::Batches(back) = decode(&bytes).unwrap() else {
             panic!("not a batch")
         };
         let mut back = back.into_iter();
@@ -590,10 +1024,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn oversized_frames_are_refused() {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(&((MAX_FRAME as u32) + 1).to_be_bytes());
-        let err = read_frame(&mut buf.as_slice()).await.unwrap_err();
-        assert!(err.to_string().contains("exceeds"), "{err}");
+    async fn oversized_and_garbage_frames_are_refused() {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut conn = Connection::new(server);
+        client
+            .write_all(&((MAX_FRAME as u32) + 1).to_be_bytes())
+            .await
+            .unwrap();
+        let err = conn.recv().await.unwrap_err();
+        assert!(err.to_string().contains("frame size too big"), "{err}");
+
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut conn = Connection::new(server);
+        client
+            .write_all(&[0, 0, 0, 3, 0xc1, 0xc1, 0xc1])
+            .await
+            .unwrap();
+        let err = conn.recv().await.unwrap_err();
+        assert!(err.to_string().contains("undecodable frame"), "{err}");
+    }
+
+    #[test]
+    fn failed_dials_are_logged_once_per_doubling_and_delays_grow_to_the_cap() {
+        let mut r = Reconnect::new("127.0.0.1:1", Lane::Data);
+        let delays: Vec<Duration> = (0..12).map(|_| r.failed("refused")).collect();
+        assert!(delays[0] >= MIN_DIAL_DELAY && delays[0] <= MIN_DIAL_DELAY * 2);
+        assert!(
+            delays.iter().all(|d| *d <= MAX_DIAL_DELAY * 2),
+            "{delays:?}"
+        );
+        assert!(delays[11] >= MAX_DIAL_DELAY, "{delays:?}");
+        let logged: Vec<u64> = (1..=1000u64).filter(|n| n.is_power_of_two()).collect();
+        assert_eq!(logged.len(), 10, "1000 failures make 10 log lines");
+        // A connection that dies at once keeps backing off; a healthy one starts afresh.
+        assert!(r.after_break(Duration::from_millis(5)) >= MAX_DIAL_DELAY);
+        assert_eq!(r.after_break(STABLE_AFTER), Duration::ZERO);
+        assert_eq!(r.failures, 0);
     }
 }

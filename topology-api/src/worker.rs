@@ -174,11 +174,7 @@ pub(crate) fn spawn_executors(
         for t in tasks {
             match &senders[t as usize] {
                 Some(s) => tr.add(t, s.clone()),
-                None => {
-                    if let Ok(s) = remote.sender(t) {
-                        tr.add(t, s.clone());
-                    }
-                }
+                None => tr.add_from(t, remote),
             }
         }
         tr

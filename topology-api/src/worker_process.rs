@@ -6,7 +6,7 @@
 use crate::builder::Topology;
 use crate::client::{ClientError, NimbusClient};
 use crate::config::{RuntimeSettings, TOPOLOGY_SPOUT_SPIN_MICROS};
-use crate::control::{Assignment, WorkerHeartbeat, SECRET_ENV};
+use crate::control::{Assignment, TopologyState, WorkerHeartbeat, SECRET_ENV};
 use crate::executor::TopologyStatus;
 use crate::metrics::MetricsBoard;
 use crate::spec::{ComponentKind, TaskLayout, ACKER_COMPONENT};
@@ -111,6 +111,7 @@ pub async fn run_worker(
             host: opts.host.clone(),
             port: opts.port,
         })?;
+    set_process_name(&assignment.topology, opts.port);
     let mut spec = assignment.spec.clone();
     if spec.config.get(TOPOLOGY_SPOUT_SPIN_MICROS).is_none() {
         // Several workers share the machine's cores: an idle spout sleeps instead of spinning
@@ -136,15 +137,7 @@ pub async fn run_worker(
     } else {
         0..0
     };
-    let peers = assignment
-        .workers
-        .iter()
-        .filter(|w| w.address() != address)
-        .map(|w| PeerSpec {
-            address: w.address(),
-            tasks: w.executors.iter().flat_map(|e| e.tasks.clone()).collect(),
-        })
-        .collect();
+    let peers = peers_of(&assignment, &address);
     let me = Identity {
         address: address.clone(),
         topology: assignment.topology.clone(),
@@ -162,7 +155,7 @@ pub async fn run_worker(
     let transport = Transport::new(
         me,
         listener,
-        peers,
+        &peers,
         &spec,
         ackers,
         control_tasks,
@@ -171,16 +164,16 @@ pub async fn run_worker(
 
     // Spouts start in the state Nimbus reports; if Nimbus is unreachable, active.
     let board = Arc::new(MetricsBoard::default());
-    let heartbeat = |tasks| WorkerHeartbeat {
+    let heartbeat = |version, tasks| WorkerHeartbeat {
         topology: assignment.topology.clone(),
         host: opts.host.clone(),
         port: opts.port,
-        version: assignment.version,
+        version,
         tasks,
     };
     let initial = match tokio::time::timeout(
         Duration::from_secs(2),
-        client.worker_heartbeat(&heartbeat(Vec::new())),
+        client.worker_heartbeat(&heartbeat(assignment.version, Vec::new())),
     )
     .await
     {
@@ -195,7 +188,8 @@ pub async fn run_worker(
         &transport.remote,
         Some(board.clone()),
     )?;
-    transport.run(local);
+    let transport = transport.run(local);
+    let mut newer_version = transport.newer_version();
     tracing::info!(
         topology = %assignment.topology,
         version = assignment.version,
@@ -209,23 +203,39 @@ pub async fn run_worker(
             address: "SIGTERM".into(),
             reason: e.to_string(),
         })?;
+    let placement = assignment.placement(&opts.host, opts.port);
+    let mut version = assignment.version;
     let exit = loop {
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            // A peer of a newer assignment dialed: ask Nimbus now instead of at the next beat.
+            Ok(()) = newer_version.changed() => {}
             _ = sigterm.recv() => break WorkerExit::Terminated,
         }
-        match client.worker_heartbeat(&heartbeat(board.snapshot())).await {
-            Ok(d) if d.version != assignment.version => {
-                break WorkerExit::Reassigned { version: d.version }
+        match client
+            .worker_heartbeat(&heartbeat(version, board.snapshot()))
+            .await
+        {
+            Ok(d) if d.version != version => {
+                let Some(next) = d.assignment.filter(|a| a.version == d.version) else {
+                    break WorkerExit::Reassigned { version: d.version };
+                };
+                if next.placement(&opts.host, opts.port) != placement {
+                    break WorkerExit::Reassigned { version: d.version };
+                }
+                // Same executors, spec and binary here: follow the new peers, keep running.
+                let peers = peers_of(&next, &address);
+                tracing::info!(
+                    from = version,
+                    to = next.version,
+                    peers = ?peers.iter().map(|p| p.address.as_str()).collect::<Vec<_>>(),
+                    "assignment changed elsewhere; this worker keeps its executors and follows its peers"
+                );
+                transport.update(&peers, next.version);
+                version = next.version;
+                apply_state(&status, d.state);
             }
-            Ok(d) => {
-                status.send_if_modified(|s| {
-                    let wanted = d.state.spout_status();
-                    let changed = *s != wanted;
-                    *s = wanted;
-                    changed
-                });
-            }
+            Ok(d) => apply_state(&status, d.state),
             Err(e) if e.status() == Some(404) => break WorkerExit::Killed,
             Err(e) => tracing::warn!("heartbeat to Nimbus failed (running on): {e}"),
         }
@@ -235,4 +245,46 @@ pub async fn run_worker(
     // Spouts close; give in-flight tuples a moment, then leave (peers' queues never close).
     let _ = tokio::time::timeout(Duration::from_secs(2), running.join()).await;
     Ok(exit)
+}
+
+/// The other workers of `assignment` and their tasks.
+fn peers_of(assignment: &Assignment, me: &str) -> Vec<PeerSpec> {
+    assignment
+        .workers
+        .iter()
+        .filter(|w| w.address() != me)
+        .map(|w| PeerSpec {
+            address: w.address(),
+            tasks: w.executors.iter().flat_map(|e| e.tasks.clone()).collect(),
+        })
+        .collect()
+}
+
+/// Sets the spouts' status from the topology's state in Nimbus.
+fn apply_state(status: &watch::Sender<TopologyStatus>, state: TopologyState) {
+    status.send_if_modified(|s| {
+        let wanted = state.spout_status();
+        let changed = *s != wanted;
+        *s = wanted;
+        changed
+    });
+}
+
+/// Names the process `<topology>:<port>` (cut to the kernel's 15 bytes, keeping the port), so
+/// `ps -e` and `top` tell workers apart; the supervisor sets `argv[0]` for `ps -f`.
+fn set_process_name(topology: &str, port: u16) {
+    let suffix = format!(":{port}");
+    let room = 15usize.saturating_sub(suffix.len());
+    let mut prefix: String = String::new();
+    for c in topology.chars() {
+        if prefix.len() + c.len_utf8() > room {
+            break;
+        }
+        prefix.push(c);
+    }
+    if let Ok(name) = std::ffi::CString::new(format!("{prefix}{suffix}")) {
+        if let Err(e) = nix::sys::prctl::set_name(&name) {
+            tracing::debug!("cannot set the process name: {e}");
+        }
+    }
 }
