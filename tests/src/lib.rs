@@ -5,6 +5,8 @@
 //! builds them (their crates have integration tests). Run `cargo build --workspace` first if you
 //! run only this package.
 
+pub mod netns;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use topology_api::client::NimbusClient;
+use topology_api::control::Assignment;
 
 /// The secret every test cluster uses.
 pub const SECRET: &str = "cluster-test-secret";
@@ -101,9 +104,23 @@ pub struct Daemon {
 
 impl Daemon {
     fn spawn(bin: &Path, args: &[String], log: PathBuf) -> Daemon {
+        Self::spawn_in(None, bin, args, log)
+    }
+
+    /// Starts `bin` in network namespace `ns` (with `ip netns exec`, which execs it: the pid
+    /// is the daemon's), or in this one.
+    fn spawn_in(ns: Option<&str>, bin: &Path, args: &[String], log: PathBuf) -> Daemon {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(bin)
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .args(args)
             .env("TEMPEST_SECRET", SECRET)
             .env("RUST_LOG", "info")
@@ -219,6 +236,8 @@ pub struct SupervisorProc {
     /// Its slot ports.
     pub slots: Vec<u16>,
     args: Vec<String>,
+    /// Its network namespace, if it has its own host.
+    ns: Option<String>,
 }
 
 impl SupervisorProc {
@@ -291,6 +310,9 @@ pub struct ClusterOptions {
     pub supervisor_timeout_secs: u64,
     /// Extra Nimbus flags.
     pub nimbus_args: Vec<String>,
+    /// Run supervisor `i` in namespace `hosts[i]` at its address (Nimbus on the gateway),
+    /// instead of everything on 127.0.0.1.
+    pub hosts: Option<std::sync::Arc<netns::Hosts>>,
 }
 
 impl Default for ClusterOptions {
@@ -300,6 +322,7 @@ impl Default for ClusterOptions {
             slots: 2,
             supervisor_timeout_secs: 4,
             nimbus_args: Vec::new(),
+            hosts: None,
         }
     }
 }
@@ -309,10 +332,14 @@ impl Cluster {
     pub async fn start(name: &str, opts: ClusterOptions) -> Cluster {
         let dir = test_dir(name);
         let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let nimbus_ip = opts
+            .hosts
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |h| h.gateway.clone());
+        let url = format!("http://{nimbus_ip}:{port}");
         let mut nimbus_args = vec![
             "--listen".into(),
-            format!("127.0.0.1:{port}"),
+            format!("{nimbus_ip}:{port}"),
             "--data-dir".into(),
             dir.join("nimbus").display().to_string(),
             "--supervisor-timeout-secs".into(),
@@ -335,7 +362,16 @@ impl Cluster {
         };
         cluster.wait_for_nimbus().await;
         for i in 0..opts.supervisors {
-            let slots: Vec<u16> = (0..opts.slots).map(|_| free_port()).collect();
+            let host = opts.hosts.as_ref().map(|h| h.hosts[i].clone());
+            // In a namespace of its own every port is free.
+            let slots: Vec<u16> = match host {
+                Some(_) => (0..opts.slots as u16).map(|s| 6700 + s).collect(),
+                None => (0..opts.slots).map(|_| free_port()).collect(),
+            };
+            let (ns, address) = match &host {
+                Some((ns, address)) => (Some(ns.clone()), address.clone()),
+                None => (None, "127.0.0.1".to_string()),
+            };
             let data_dir = cluster.dir.join(format!("supervisor-{i}"));
             let args = vec![
                 "--nimbus".into(),
@@ -343,7 +379,7 @@ impl Cluster {
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--host".into(),
-                "127.0.0.1".into(),
+                address,
                 "--slots".into(),
                 slots
                     .iter()
@@ -355,10 +391,11 @@ impl Cluster {
             ];
             let log = cluster.dir.join(format!("supervisor-{i}.log"));
             cluster.supervisors.push(SupervisorProc {
-                daemon: Daemon::spawn(&workspace_bin("supervisor"), &args, log),
+                daemon: Daemon::spawn_in(ns.as_deref(), &workspace_bin("supervisor"), &args, log),
                 data_dir,
                 slots,
                 args,
+                ns,
             });
         }
         let want = opts.supervisors;
@@ -472,6 +509,52 @@ impl Cluster {
         }
     }
 
+    /// Live worker pids of every supervisor, by (supervisor index, port).
+    pub fn live_workers(&self) -> BTreeMap<(usize, u16), i32> {
+        self.supervisors
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                s.live_workers()
+                    .into_iter()
+                    .map(move |(port, pid)| ((i, port), pid))
+            })
+            .collect()
+    }
+
+    /// The id supervisor `i` registered with (from its data dir).
+    pub fn supervisor_id(&self, i: usize) -> String {
+        std::fs::read_to_string(self.supervisors[i].data_dir.join("supervisor-id"))
+            .expect("supervisor id")
+            .trim()
+            .to_string()
+    }
+
+    /// Waits until topology `name` is scheduled on `workers` workers, all running; returns
+    /// the assignment.
+    pub async fn wait_running(&self, name: &str, workers: usize) -> Assignment {
+        let client = self.client();
+        let a = eventually(
+            &format!("{name} scheduled on {workers} workers"),
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                async move {
+                    let a = client.assignment(name).await.ok()?;
+                    (a.workers.len() == workers).then_some(a)
+                }
+            },
+        )
+        .await;
+        eventually(
+            &format!("{workers} live workers"),
+            Duration::from_secs(30),
+            || async { (self.live_workers().len() == workers).then_some(()) },
+        )
+        .await;
+        a
+    }
+
     /// `kill -9` Nimbus.
     pub fn kill9_nimbus(&mut self) {
         self.nimbus.kill9();
@@ -490,7 +573,8 @@ impl Cluster {
     /// Starts supervisor `i` again with the same arguments.
     pub fn restart_supervisor(&mut self, i: usize) {
         let s = &mut self.supervisors[i];
-        s.daemon = Daemon::spawn(
+        s.daemon = Daemon::spawn_in(
+            s.ns.as_deref(),
             &workspace_bin("supervisor"),
             &s.args,
             self.dir.join(format!("supervisor-{i}-restarted.log")),

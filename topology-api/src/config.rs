@@ -107,6 +107,11 @@ impl Config {
         self
     }
 
+    /// Removes a key; its value if it was set.
+    pub fn remove(&mut self, key: &str) -> Option<Json> {
+        self.0.remove(key)
+    }
+
     /// Parses `key=value` (value as JSON if it parses, else as a string) and sets it.
     pub fn set_from_str(&mut self, assignment: &str) -> Result<&mut Self, String> {
         let (k, v) = assignment

@@ -181,10 +181,13 @@ impl Assignment {
     /// What the worker on `host:port` runs, as a digest of the topology, its binary, its spec
     /// and the slot's executors (`None` if the slot is not in this assignment). A worker whose
     /// placement is the same in a newer assignment keeps running across it: only its peers
-    /// changed. Supervisors and workers both decide by this, so they agree.
+    /// changed. Supervisors and workers both decide by this, so they agree. The spec's
+    /// `topology.workers` is left out: a worker does not depend on how many others there are.
     pub fn placement(&self, host: &str, port: u16) -> Option<String> {
         let slot = self.slot(host, port)?;
-        let what = (&self.topology, &self.artifact, &self.spec, &slot.executors);
+        let mut spec = self.spec.clone();
+        spec.config.remove(crate::config::TOPOLOGY_WORKERS);
+        let what = (&self.topology, &self.artifact, &spec, &slot.executors);
         let json = serde_json::to_vec(&what).ok()?;
         Some(hex::encode(Sha256::digest(&json)))
     }
@@ -450,5 +453,50 @@ mod tests {
         assert!(!s.matches(b"s3cre"));
         assert!(!s.matches(b""));
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_placement_changes_with_the_slots_executors_spec_or_binary_only() {
+        let plan = |c: &str, t: u32| crate::ExecutorPlan {
+            component: c.into(),
+            tasks: t..t + 1,
+        };
+        let slot = |port, executors| WorkerSlot {
+            supervisor: "s".into(),
+            host: "h".into(),
+            port,
+            executors,
+        };
+        let a = Assignment {
+            topology: "t".into(),
+            version: 1,
+            artifact: "a".repeat(64),
+            spec: TopologySpec {
+                name: "t".into(),
+                config: Config::new().with_workers(2),
+                components: vec![],
+            },
+            workers: vec![slot(1, vec![plan("x", 1)]), slot(2, vec![plan("y", 2)])],
+        };
+        let p = |a: &Assignment, port| a.placement("h", port);
+        assert!(p(&a, 1).is_some() && p(&a, 1) != p(&a, 2));
+        assert_eq!(p(&a, 3), None);
+        // Another version, another worker count, a moved peer: same placement.
+        let mut b = a.clone();
+        b.version = 2;
+        b.spec.config.set(crate::config::TOPOLOGY_WORKERS, 3);
+        b.workers[1].port = 7;
+        b.workers.push(slot(8, vec![]));
+        assert_eq!(p(&a, 1), p(&b, 1));
+        // Its executors, the spec or the binary changed: another placement.
+        let mut c = a.clone();
+        c.workers[0].executors.push(plan("y", 3));
+        assert_ne!(p(&a, 1), p(&c, 1));
+        let mut d = a.clone();
+        d.spec.config.set("topology.max.spout.pending", 10);
+        assert_ne!(p(&a, 1), p(&d, 1));
+        let mut e = a.clone();
+        e.artifact = "b".repeat(64);
+        assert_ne!(p(&a, 1), p(&e, 1));
     }
 }

@@ -1,6 +1,8 @@
-//! Two workers in one test process, exchanging tuples over real TCP on loopback: a reliable
-//! spout on one, the acker and part of the bolts on the other. Every tuple crosses workers and
-//! every tree completes. Nimbus is unreachable (the workers run on without it).
+//! Workers in one test process, exchanging tuples over real TCP on loopback: two with a reliable
+//! spout on one and the acker and part of the bolts on the other, and six with one executor
+//! each (so some workers only send tuples on a lane and others only receive on it). Every tuple
+//! crosses workers and every tree completes. Nimbus is unreachable (the workers run on without
+//! it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -93,6 +95,14 @@ async fn tuples_and_acks_cross_workers_over_tcp() {
     run_two_workers(&[], |p| p.component != "__acker").await;
 }
 
+/// Regression: with more than two workers some host no spout or acker (nothing to send on the
+/// control lane) or only those (nothing on the data lane); such a link used to close its
+/// connection at once, the peer redialed in a loop, and no tree completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_executor_on_its_own_worker() {
+    run_workers(&[], 6, |i, _| i).await;
+}
+
 /// Queues of one batch of one tuple, with the spout and a counter on one worker and the
 /// splitter and the acker on the other, so tuples and acks flow both ways between the two.
 /// (This is the arrangement in which acks waiting behind tuples could deadlock; on loopback the
@@ -114,6 +124,26 @@ async fn tiny_queues_across_workers_do_not_deadlock() {
 /// Runs the topology on two workers: the first executor of each component for which
 /// `on_first` holds goes to worker A, everything else to worker B.
 async fn run_two_workers(config: &[(&str, u64)], on_first: impl Fn(&ExecutorPlan) -> bool) {
+    let mut seen_component = HashMap::new();
+    run_workers(config, 2, |_, p| {
+        let n = seen_component.entry(p.component.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 && on_first(p) {
+            0
+        } else {
+            1
+        }
+    })
+    .await;
+}
+
+/// Runs the topology on `workers` workers: executor `i` (in plan order) goes to worker
+/// `worker_of(i, plan)`.
+async fn run_workers(
+    config: &[(&str, u64)],
+    workers: usize,
+    mut worker_of: impl FnMut(usize, &ExecutorPlan) -> usize,
+) {
     let acked = Arc::new(Mutex::new(BTreeMap::new()));
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let mut b = TopologyBuilder::new("two-workers");
@@ -145,38 +175,36 @@ async fn run_two_workers(config: &[(&str, u64)], on_first: impl Fn(&ExecutorPlan
     let spec = topology.spec().clone();
 
     let plans = plan_executors(&spec, &TaskLayout::of(&spec));
-    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
-    let mut seen_component = HashMap::new();
-    for p in plans {
-        let n = seen_component.entry(p.component.clone()).or_insert(0);
-        if *n == 0 && on_first(&p) {
-            on_a.push(p);
-        } else {
-            on_b.push(p);
-        }
-        *n += 1;
+    let mut placed = vec![Vec::new(); workers];
+    for (i, p) in plans.into_iter().enumerate() {
+        let w = worker_of(i, &p);
+        placed[w].push(p);
     }
-    let slot = |port, executors| WorkerSlot {
-        supervisor: "s".into(),
-        host: "127.0.0.1".into(),
-        port,
-        executors,
-    };
-    let (pa, pb) = (free_port(), free_port());
+    let ports: Vec<u16> = (0..workers).map(|_| free_port()).collect();
     let assignment = Assignment {
         topology: "two-workers".into(),
         version: 1,
         artifact: "0".repeat(64),
         spec,
-        workers: vec![slot(pa, on_a), slot(pb, on_b)],
+        workers: ports
+            .iter()
+            .zip(placed)
+            .map(|(&port, executors)| WorkerSlot {
+                supervisor: "s".into(),
+                host: "127.0.0.1".into(),
+                port,
+                executors,
+            })
+            .collect(),
     };
-    let dir = std::env::temp_dir().join(format!("tempest-two-workers-{pa}-{pb}"));
+    let dir = std::env::temp_dir().join(format!("tempest-workers-{}", ports[0]));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("assignment.json");
     std::fs::write(&file, serde_json::to_string(&assignment).unwrap()).unwrap();
 
-    let workers: Vec<_> = [pa, pb]
-        .into_iter()
+    let workers: Vec<_> = ports
+        .iter()
+        .copied()
         .map(|port| {
             let opts = WorkerOptions {
                 assignment: file.clone(),
