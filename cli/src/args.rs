@@ -3,10 +3,10 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use topology_api::client::check_topology_name;
+use tempest_protocol::names::check_topology_name;
 
 /// Storm's default wait for kill and rebalance: the default message timeout.
-pub const DEFAULT_WAIT_SECS: u64 = 30;
+pub(crate) const DEFAULT_WAIT_SECS: u64 = 30;
 
 /// Administer a Tempest cluster.
 #[derive(Debug, Parser)]
@@ -19,7 +19,7 @@ pub const DEFAULT_WAIT_SECS: u64 = 30;
                   [client] section of the config file, else http://127.0.0.1:6627. The cluster \
                   secret comes from $TEMPEST_SECRET, else the config file's top-level `secret`."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Nimbus URL, e.g. http://nimbus.example:6627.
     #[arg(long, global = true, value_name = "URL")]
     pub nimbus: Option<String>,
@@ -33,7 +33,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Upload a topology binary and start it on the cluster.
     Submit(SubmitArgs),
     /// List the live topologies.
@@ -52,7 +52,7 @@ pub enum Command {
 
 /// Options of `submit`.
 #[derive(Debug, Args)]
-pub struct SubmitArgs {
+pub(crate) struct SubmitArgs {
     /// The topology binary (it must print its spec when run as `BINARY spec`).
     #[arg(value_name = "BINARY")]
     pub binary: PathBuf,
@@ -70,7 +70,7 @@ pub struct SubmitArgs {
 
 /// Options of `list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print Nimbus's answer as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -78,7 +78,7 @@ pub struct ListArgs {
 
 /// Options of `describe`.
 #[derive(Debug, Args)]
-pub struct DescribeArgs {
+pub(crate) struct DescribeArgs {
     /// The topology.
     #[arg(value_name = "NAME", value_parser = topology_name)]
     pub name: String,
@@ -89,7 +89,7 @@ pub struct DescribeArgs {
 
 /// Options of `kill`.
 #[derive(Debug, Args)]
-pub struct KillArgs {
+pub(crate) struct KillArgs {
     /// The topology.
     #[arg(value_name = "NAME", value_parser = topology_name)]
     pub name: String,
@@ -100,7 +100,7 @@ pub struct KillArgs {
 
 /// A topology name, the only argument of `activate` and `deactivate`.
 #[derive(Debug, Args)]
-pub struct NameArg {
+pub(crate) struct NameArg {
     /// The topology.
     #[arg(value_name = "NAME", value_parser = topology_name)]
     pub name: String,
@@ -108,7 +108,7 @@ pub struct NameArg {
 
 /// Options of `rebalance`.
 #[derive(Debug, Args)]
-pub struct RebalanceArgs {
+pub(crate) struct RebalanceArgs {
     /// The topology.
     #[arg(value_name = "NAME", value_parser = topology_name)]
     pub name: String,

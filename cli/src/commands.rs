@@ -7,10 +7,8 @@ use crate::error::CliError;
 use crate::{render, topology_binary};
 use std::collections::BTreeMap;
 use std::io::Write;
-use topology_api::client::{ClientError, NimbusClient};
-use topology_api::config::TOPOLOGY_WORKERS;
-use topology_api::control::{RebalanceRequest, SubmitRequest};
-use topology_api::Config;
+use tempest_client::{submit_overrides, ClientError, NimbusClient, Submission, SubmitError};
+use tempest_protocol::control::RebalanceRequest;
 
 /// A client and where its address came from (for error hints).
 struct Nimbus {
@@ -32,7 +30,7 @@ impl Nimbus {
 }
 
 /// Runs the command line.
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = config::settings(cli.nimbus.as_deref(), cli.config.as_deref())?;
     let nimbus = Nimbus::connect(settings)?;
     let c = &nimbus.client;
@@ -78,62 +76,33 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// `submit`: spec from the binary, upload, submit.
+/// `submit`: spec from the binary, then the one submit path (checks, upload, submit).
 async fn submit(nimbus: &Nimbus, args: SubmitArgs) -> Result<(), CliError> {
-    let overrides = submit_config(args.workers, &args.overrides)?;
-    let mut spec = topology_binary::read_spec(&args.binary).await?;
-    // Check here what Nimbus will check, before uploading a large binary for nothing.
-    let mut effective = spec.clone();
-    effective.name = args.name.clone();
-    effective.config = effective.config.merged(&overrides);
-    topology_api::validate::validate(&effective)
-        .map_err(|e| CliError::Failed(format!("{}: {e}", args.binary.display())))?;
-    spec.name = args.name.clone();
-
-    let size = std::fs::metadata(&args.binary).map_or(0, |m| m.len());
-    let artifact = nimbus
-        .client
-        .upload_artifact(&args.binary)
-        .await
-        .map_err(|e| nimbus.failed(e))?;
-    print(&format!(
-        "uploaded {} ({}) as artifact {artifact}\n",
-        args.binary.display(),
-        render::bytes(size)
-    ));
-    let request = SubmitRequest {
-        name: args.name,
+    let overrides =
+        submit_overrides(args.workers.map(u64::from), &args.overrides).map_err(CliError::Usage)?;
+    let spec = topology_binary::read_spec(&args.binary).await?;
+    let submission = Submission {
+        binary: args.binary.clone(),
         spec,
-        artifact,
-        config: overrides,
+        name: args.name,
+        overrides,
     };
-    let answer = nimbus
+    let submitted = nimbus
         .client
-        .submit(&request)
+        .submit_topology(submission)
         .await
-        .map_err(|e| nimbus.failed(e))?;
-    print(&render::action(&answer));
+        .map_err(|e| match e {
+            SubmitError::Invalid { .. } => CliError::Failed(e.to_string()),
+            SubmitError::Client(e) => nimbus.failed(e),
+        })?;
+    print(&format!(
+        "uploaded {} ({}) as artifact {}\n",
+        args.binary.display(),
+        render::bytes(submitted.bytes),
+        submitted.artifact
+    ));
+    print(&render::action(&submitted.answer));
     Ok(())
-}
-
-/// The config overrides of a submission: `topology.workers` from `--workers`, then each `-c`.
-fn submit_config(workers: Option<u32>, overrides: &[String]) -> Result<Config, CliError> {
-    let mut config = Config::new();
-    if let Some(k) = workers {
-        config.set(TOPOLOGY_WORKERS, k);
-    }
-    for kv in overrides {
-        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k).trim();
-        if key == TOPOLOGY_WORKERS {
-            if let Some(k) = workers {
-                return Err(CliError::Usage(format!(
-                    "--workers {k} and -c {kv} both set {TOPOLOGY_WORKERS}; give one of them"
-                )));
-            }
-        }
-        config.set_from_str(kv).map_err(CliError::Usage)?;
-    }
-    Ok(config)
 }
 
 /// `rebalance`: new workers and executor counts.
@@ -172,30 +141,4 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("cannot print the answer as JSON: {e}")))?;
     print(&format!("{text}\n"));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workers_and_overrides_make_the_submitted_config() {
-        let c = submit_config(
-            Some(2),
-            &["topology.max.spout.pending=100".into(), "my.name=x".into()],
-        )
-        .unwrap();
-        assert_eq!(c.u64_or(TOPOLOGY_WORKERS, 1).unwrap(), 2);
-        assert_eq!(c.u64_or("topology.max.spout.pending", 0).unwrap(), 100);
-        assert_eq!(c.str("my.name"), Some("x"));
-        assert_eq!(submit_config(None, &[]).unwrap(), Config::new());
-    }
-
-    #[test]
-    fn workers_given_twice_is_a_usage_error() {
-        let e = submit_config(Some(2), &["topology.workers=3".into()]).unwrap_err();
-        assert!(matches!(e, CliError::Usage(m) if m.contains("--workers 2")));
-        let c = submit_config(None, &["topology.workers=3".into()]).unwrap();
-        assert_eq!(c.u64_or(TOPOLOGY_WORKERS, 1).unwrap(), 3);
-    }
 }

@@ -3,11 +3,11 @@
 
 use crate::config::NimbusSource;
 use std::process::ExitCode;
-use topology_api::client::ClientError;
+use tempest_client::ClientError;
 
 /// Why a command did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// The command line or the config file is wrong: exit code 2.
     Usage(String),
     /// Nimbus refused, could not be reached, or a local step failed: exit code 1.
@@ -16,7 +16,7 @@ pub enum CliError {
 
 impl CliError {
     /// Prints `error: <message>` on one line of stderr and returns the exit code.
-    pub fn report(&self) -> ExitCode {
+    pub(crate) fn report(&self) -> ExitCode {
         let (message, code) = match self {
             CliError::Usage(m) => (m, 2),
             CliError::Failed(m) => (m, 1),
@@ -26,7 +26,7 @@ impl CliError {
     }
 
     /// A client error, with a hint on what to check where one helps.
-    pub fn from_client(e: ClientError, nimbus_from: &NimbusSource) -> Self {
+    pub(crate) fn from_client(e: ClientError, nimbus_from: &NimbusSource) -> Self {
         match &e {
             ClientError::BadUrl { .. } => CliError::Usage(format!("{e} (from {nimbus_from})")),
             ClientError::Unreachable { url, reason } => CliError::Failed(format!(
@@ -53,7 +53,7 @@ fn transport_reason(url: &str, reason: &str) -> String {
 
 /// Folds a multi-line message into one line: a line ending in `:` runs into the next, other
 /// lines are separated by `; `, and list bullets (`- `) are dropped.
-pub fn one_line(message: &str) -> String {
+pub(crate) fn one_line(message: &str) -> String {
     let mut out = String::new();
     for line in message.lines() {
         let line = line.trim();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use topology_api::control::{
+use tempest_protocol::control::{
     ActionResponse, PlacedTaskMetrics, TaskMetrics, TopologyDetails, TopologyList, TopologyState,
 };
 
@@ -12,7 +12,7 @@ const MAX_ERROR_CHARS: usize = 60;
 
 /// Column alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Align {
+pub(crate) enum Align {
     /// Text.
     Left,
     /// Numbers.
@@ -21,14 +21,14 @@ pub enum Align {
 
 /// A table with a header row, columns padded to their widest cell, two spaces apart.
 #[derive(Debug)]
-pub struct Table {
+pub(crate) struct Table {
     headers: Vec<(&'static str, Align)>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     /// A table with these columns.
-    pub fn new(headers: &[(&'static str, Align)]) -> Self {
+    pub(crate) fn new(headers: &[(&'static str, Align)]) -> Self {
         Table {
             headers: headers.to_vec(),
             rows: Vec::new(),
@@ -36,12 +36,12 @@ impl Table {
     }
 
     /// Adds a row (missing cells are blank, extra cells are dropped).
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
     /// The table as text, one line per row, without trailing spaces.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let n = self.headers.len();
         let cell = |row: &[String], i: usize| row.get(i).map_or("", |s| s.as_str()).to_string();
         let header: Vec<String> = self.headers.iter().map(|(h, _)| h.to_string()).collect();
@@ -107,7 +107,7 @@ fn truncated(s: &str, max: usize) -> String {
 }
 
 /// A duration in the two largest units: `45s`, `3m 12s`, `2h 5m`, `3d 4h`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d}d {h}h")
@@ -121,7 +121,7 @@ pub fn duration(secs: u64) -> String {
 }
 
 /// A byte count: `512 B`, `8.1 MiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -136,7 +136,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// A state as Nimbus spells it (`ACTIVE`).
-pub fn state(s: TopologyState) -> &'static str {
+pub(crate) fn state(s: TopologyState) -> &'static str {
     match s {
         TopologyState::Pending => "PENDING",
         TopologyState::Active => "ACTIVE",
@@ -147,7 +147,7 @@ pub fn state(s: TopologyState) -> &'static str {
 }
 
 /// The answer to an action: `wc: ACTIVE (message)`.
-pub fn action(r: &ActionResponse) -> String {
+pub(crate) fn action(r: &ActionResponse) -> String {
     let message = r.message.trim();
     if message.is_empty() {
         format!("{}: {}\n", r.name, state(r.state))
@@ -166,7 +166,7 @@ fn workers(assigned: u32, requested: u32) -> String {
 }
 
 /// `tempest list`: one row per topology; an INFO column when any is waiting for something.
-pub fn topology_list(list: &TopologyList) -> String {
+pub(crate) fn topology_list(list: &TopologyList) -> String {
     if list.topologies.is_empty() {
         return "no topologies\n".to_string();
     }
@@ -205,7 +205,7 @@ pub fn topology_list(list: &TopologyList) -> String {
 /// One task of a topology: where it runs (by the assignment, else where it last reported) and
 /// its metrics if its worker has reported.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TaskRow {
+pub(crate) struct TaskRow {
     /// The task.
     pub task_id: u32,
     /// Its component.
@@ -217,7 +217,7 @@ pub struct TaskRow {
 }
 
 /// Every task: those of the assignment and those that reported metrics, by task id.
-pub fn task_rows(d: &TopologyDetails) -> Vec<TaskRow> {
+pub(crate) fn task_rows(d: &TopologyDetails) -> Vec<TaskRow> {
     let mut rows: BTreeMap<u32, TaskRow> = BTreeMap::new();
     if let Some(a) = &d.assignment {
         for w in &a.workers {
@@ -264,7 +264,7 @@ fn millis(v: f64) -> String {
 }
 
 /// The table of `describe`: every task with its counters, latencies, capacity and last error.
-pub fn task_table(rows: &[TaskRow]) -> String {
+pub(crate) fn task_table(rows: &[TaskRow]) -> String {
     use Align::*;
     let mut table = Table::new(&[
         ("TASK", Right),
@@ -327,7 +327,7 @@ fn config_value(v: &serde_json::Value) -> String {
 }
 
 /// `tempest describe`: the summary, the effective config, and the task table.
-pub fn topology_details(d: &TopologyDetails) -> String {
+pub(crate) fn topology_details(d: &TopologyDetails) -> String {
     let s = &d.summary;
     let mut out = String::new();
     let _ = writeln!(out, "Topology {} ({})", s.name, state(s.status));
@@ -376,8 +376,8 @@ pub fn topology_details(d: &TopologyDetails) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::control::{Assignment, TaskError, TopologySummary, WorkerSlot};
-    use topology_api::{Config, ExecutorPlan, TopologySpec};
+    use tempest_protocol::control::{Assignment, TaskError, TopologySummary, WorkerSlot};
+    use tempest_protocol::{Config, ExecutorPlan, TopologySpec};
 
     fn summary(name: &str, status: TopologyState) -> TopologySummary {
         TopologySummary {

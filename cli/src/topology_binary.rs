@@ -1,13 +1,13 @@
 //! Asks a topology binary for its spec: runs `BINARY spec`, which prints the
-//! `topology_api::TopologySpec` as JSON on stdout. Bounded in time and output, since the binary
+//! `tempest_protocol::TopologySpec` as JSON on stdout. Bounded in time and output, since the binary
 //! is whatever the user named.
 
 use crate::error::CliError;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use tempest_protocol::TopologySpec;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use topology_api::TopologySpec;
 
 /// How long `BINARY spec` may take.
 const SPEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -17,7 +17,7 @@ const MAX_SPEC_BYTES: u64 = 16 << 20;
 const MAX_STDERR_BYTES: u64 = 64 << 10;
 
 /// Runs `binary spec` and parses the spec it prints.
-pub async fn read_spec(binary: &Path) -> Result<TopologySpec, CliError> {
+pub(crate) async fn read_spec(binary: &Path) -> Result<TopologySpec, CliError> {
     let shown = binary.display();
     if !binary.is_file() {
         return Err(CliError::Usage(format!(
@@ -104,7 +104,7 @@ async fn read_bounded(mut r: impl AsyncRead + Unpin, limit: u64) -> std::io::Res
 
 /// Parses the spec from the binary's stdout. The whole output should be the JSON; if log lines
 /// came first, the JSON is taken from the first line that starts with `{`.
-pub fn parse_spec(stdout: &str) -> Result<TopologySpec, String> {
+pub(crate) fn parse_spec(stdout: &str) -> Result<TopologySpec, String> {
     let text = stdout.trim();
     if text.is_empty() {
         return Err("printed nothing; expected the topology spec as JSON".to_string());
@@ -169,7 +169,7 @@ fn strip_ansi(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::Config;
+    use tempest_protocol::Config;
 
     fn spec_json() -> String {
         serde_json::to_string_pretty(&TopologySpec {

@@ -7,7 +7,7 @@ mod stub;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use stub::{scratch_dir, start, tempest, texts};
-use topology_api::TopologySpec;
+use tempest_protocol::TopologySpec;
 
 /// A minimal valid spec: a spout and a bolt subscribed to it.
 fn spec_json() -> String {

@@ -20,14 +20,13 @@ use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tempest_client::{NimbusClient, Submission};
 use tempest_examples::sentences;
-use topology_api::client::NimbusClient;
+use tempest_protocol::auth::SECRET_ENV;
 use topology_api::config::{
     TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_MAX_SPOUT_PENDING, TOPOLOGY_TICK_TUPLE_FREQ_SECS,
     TOPOLOGY_WORKERS,
 };
-use topology_api::control::{SubmitRequest, SECRET_ENV};
-use topology_api::entry::Mode;
 use topology_api::prelude::*;
 use topology_api::{run_local_blocking, LocalOptions};
 
@@ -67,9 +66,9 @@ struct Args {
     /// Worker processes on the cluster.
     #[arg(long, default_value_t = 2)]
     workers: u64,
-    /// How the cluster runs this binary (`worker`, `spec`); not for direct use.
-    #[command(subcommand)]
-    mode: Option<Mode>,
+    /// How the cluster runs this binary (`worker ...`, `spec`); not for direct use.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    mode: Vec<String>,
 }
 
 /// Where cluster-mode bolts write their results (a config key).
@@ -345,12 +344,15 @@ fn workers_peak_rss_mb(artifact: &str) -> f64 {
     let mut peak: f64 = 0.0;
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = e.file_name().to_string_lossy().into_owned();
+        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+            continue;
+        };
         let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd);
-        let mut args = cmd.split('\0');
-        if args.next().is_some_and(|a| a.ends_with(artifact)) && args.next() == Some("worker") {
+        let worker = cmd.split('\0').nth(1) == Some("worker");
+        if exe.to_string_lossy().ends_with(artifact) && worker {
             peak = peak.max(peak_rss_mb(&pid));
         }
     }
@@ -366,16 +368,15 @@ async fn run_on_cluster(args: &Args, url: &str, topology: Topology) -> anyhow::R
     config
         .set(OUT_DIR, out.display().to_string())
         .set(TOPOLOGY_WORKERS, args.workers);
-    let exe = std::env::current_exe()?;
-    let artifact = client.upload_artifact(&exe).await?;
-    let answer = client
-        .submit(&SubmitRequest {
-            name: name.clone(),
+    let submitted = client
+        .submit_topology(Submission {
+            binary: std::env::current_exe()?,
             spec: topology.spec().clone(),
-            artifact: artifact.clone(),
-            config,
+            name: name.clone(),
+            overrides: config,
         })
         .await?;
+    let (artifact, answer) = (submitted.artifact, submitted.answer);
     eprintln!("{}: {:?} - {}", answer.name, answer.state, answer.message);
 
     let result = async {
@@ -426,8 +427,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let results = Results::default();
     let topology = build(&args, &results)?;
-    if let Some(mode) = args.mode.clone() {
-        topology_api::entry::run(topology, mode)?;
+    if !args.mode.is_empty() {
+        topology_api::entry::run(topology, args.mode.clone())?;
         return Ok(());
     }
     if let Some(url) = &args.cluster {

@@ -8,7 +8,6 @@
 use clap::Parser;
 use std::process::ExitCode;
 use tempest_examples::reliable;
-use topology_api::entry::Mode;
 
 #[derive(Parser)]
 #[command(about = "Word count that replays failed sentences until every one is acked")]
@@ -22,8 +21,9 @@ struct Args {
     /// Spout tasks (each emits its share of the ids).
     #[arg(long, default_value_t = 1)]
     spouts: u32,
-    #[command(subcommand)]
-    mode: Mode,
+    /// The mode and its flags: `local`, `submit --nimbus URL`, ... (see `local --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    mode: Vec<String>,
 }
 
 fn main() -> ExitCode {

@@ -17,6 +17,7 @@ pub fn sentences() -> Vec<&'static str> {
 
 /// Emits sentences drawn uniformly at random, forever. With `reliable`, each gets a message id
 /// (so its tuple tree is tracked); failed ones are not replayed.
+#[derive(Debug)]
 pub struct RandomSentenceSpout {
     sentences: Vec<&'static str>,
     rng: fastrand::Rng,
@@ -50,7 +51,7 @@ impl Spout for RandomSentenceSpout {
 }
 
 /// Splits the "sentence" field into one tuple per word.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SplitSentence;
 
 #[async_trait]
@@ -67,7 +68,7 @@ impl BasicBolt for SplitSentence {
 }
 
 /// Counts words (use with a fields grouping on "word") and emits each new count.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct WordCount {
     counts: HashMap<String, i64>,
 }

@@ -8,7 +8,7 @@ use topology_api::prelude::*;
 use topology_api::validate::TopologyErrors;
 
 /// What the spouts saw, per message id.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Ledger {
     /// Distinct message ids emitted.
     pub emitted: u64,
@@ -21,6 +21,7 @@ pub struct Ledger {
 }
 
 /// A finite spout that replays every failed sentence until it is acked.
+#[derive(Debug)]
 pub struct ReliableSentenceSpout {
     total: u64,
     next: u64,
@@ -73,6 +74,7 @@ impl Spout for ReliableSentenceSpout {
 }
 
 /// Counts words, but fails a fraction of its input (before counting it).
+#[derive(Debug)]
 pub struct FlakyCount {
     fail_fraction: f64,
     rng: fastrand::Rng,

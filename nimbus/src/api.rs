@@ -1,24 +1,24 @@
 //! The HTTP API (`docs/design/control-plane.md`, `docs/design/rest-api.md`): the router and the
-//! control-plane handlers. The monitoring routes are topology-api's [`http::routes`], answered
+//! control-plane handlers. The monitoring routes are tempest-monitor's [`http::routes`], answered
 //! by [`Cluster`]'s `Monitor` impl. Handlers only decode requests and encode answers; the work is
 //! done by [`Cluster`]. Every error answer is a JSON `ErrorBody`, including those for bad paths,
 //! queries, bodies and methods.
 
 use crate::artifacts::Stored;
-use crate::auth::require_secret;
 use crate::cluster::Cluster;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
 use std::sync::Arc;
-use topology_api::control::{
-    ActionResponse, Assignment, SecretDigest, SubmitRequest, SupervisorAssignments,
-    SupervisorHeartbeat, WorkerDirective, WorkerHeartbeat,
+use tempest_monitor::http::{self, decode, ApiError, Params, SmallBody};
+use tempest_protocol::auth::SecretDigest;
+use tempest_protocol::control::{
+    ActionResponse, Assignment, SubmitRequest, SupervisorAssignments, SupervisorHeartbeat,
+    WorkerDirective, WorkerHeartbeat,
 };
-use topology_api::monitor::http::{self, decode, ApiError, Params, SmallBody};
 use tower_http::trace::TraceLayer;
 
 type Shared = State<Arc<Cluster>>;
@@ -40,11 +40,8 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Rou
         .merge(http::routes(cluster))
         .fallback(http::no_such_endpoint)
         .method_not_allowed_fallback(http::method_not_allowed);
-    let routes = match secret {
-        Some(s) => routes.layer(middleware::from_fn_with_state(Arc::new(s), require_secret)),
-        None => routes,
-    };
-    let routes = routes.merge(topology_api::monitor::ui_routes());
+    let routes = tempest_server::secret::require(routes, secret);
+    let routes = routes.merge(tempest_monitor::ui_routes());
     routes.layer(TraceLayer::new_for_http())
 }
 

@@ -8,9 +8,9 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use tempest_protocol::names::check_sha256;
+use tempest_server::linger;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use topology_api::client::check_sha256;
-use topology_api::monitor::linger;
 
 /// Prefix of temp files of uploads in progress (removed at start: leftovers of a crash).
 const TEMP_PREFIX: &str = ".upload-";

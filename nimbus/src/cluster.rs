@@ -18,18 +18,18 @@ use crate::store::{Changes, Durable, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::RwLock;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use topology_api::client::check_topology_name;
-use topology_api::control::stats::pretty_duration;
-use topology_api::control::{
+use tempest_monitor::http::ApiError;
+use tempest_monitor::MetricsHistory;
+use tempest_protocol::control::stats::pretty_duration;
+use tempest_protocol::control::{
     ActionResponse, Assignment, SubmitRequest, SupervisorAssignments, SupervisorHeartbeat,
     TopologyState, TopologySummary, WorkerDirective, WorkerHeartbeat,
 };
-use topology_api::monitor::http::ApiError;
-use topology_api::monitor::MetricsHistory;
-use topology_api::spec::TaskLayout;
+use tempest_protocol::names::check_topology_name;
+use tempest_protocol::spec::TaskLayout;
+use tokio::sync::RwLock;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Names that are paths of the API, not topologies.
 const RESERVED_NAMES: &[&str] = &["summary"];
@@ -248,7 +248,7 @@ impl Cluster {
         let mut spec = req.spec;
         spec.name = name.clone();
         spec.config = spec.config.merged(&req.config);
-        if let Err(e) = topology_api::validate::validate(&spec) {
+        if let Err(e) = tempest_protocol::validate::validate(&spec) {
             return Err(ApiError::bad_request(format!("topology {name:?}: {e}")));
         }
         state::check_spec_size(&spec)

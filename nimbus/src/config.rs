@@ -1,11 +1,13 @@
-//! Nimbus's configuration: every key with its default, read from the `[nimbus]` section and the
-//! top-level `secret` of the shared TOML file (`deploy/tempest.toml`), then overridden by flags.
+//! Nimbus's configuration: every key with its default, layered by the one loader of
+//! `tempest_server::config`: defaults < the `[nimbus]` section of the shared TOML file
+//! (`deploy/tempest.toml`) < `TEMPEST_NIMBUS_<KEY>` variables < flags; the secret from the
+//! top-level `secret` or `TEMPEST_SECRET`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use topology_api::control::SECRET_ENV;
+use tempest_server::config::{load, Sources};
 
 /// Everything Nimbus can be configured with. The TOML keys are the field names; the flags are
 /// the same names with `-` for `_` (`--data-dir`).
@@ -60,70 +62,31 @@ impl fmt::Debug for NimbusConfig {
     }
 }
 
-/// Why a configuration could not be loaded.
+/// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or has a bad key or value.
-    #[error("config file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with the key.
-        message: String,
-    },
+    /// The file, an environment variable or a flag has a bad key or value.
+    #[error("{0}")]
+    Load(#[from] tempest_server::config::ConfigError),
     /// A value is out of range.
     #[error("config: {0}")]
     Invalid(String),
 }
 
-/// The parts of the shared file Nimbus reads; other sections (`[supervisor]`, `[client]`) are
-/// left to their daemons.
-#[derive(Deserialize)]
-struct SharedFile {
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    nimbus: NimbusConfig,
-}
-
 impl NimbusConfig {
-    /// Parses the shared TOML file's text: the `[nimbus]` section and the top-level `secret`.
-    /// `path` only names the file in errors.
-    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let file: SharedFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let mut config = file.nimbus;
-        config.secret = file.secret.filter(|s| !s.is_empty());
-        Ok(config)
-    }
-
-    /// The defaults, overlaid by `file` if given, then the secret from `TEMPEST_SECRET` if set.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Self::from_toml_str(&text, path)?
-            }
-            None => NimbusConfig::default(),
+    /// The defaults, overlaid by `file` if given, `TEMPEST_NIMBUS_<KEY>` variables and
+    /// `flags` (a struct of the keys given on the command line, `None` ones skipped); the
+    /// secret from `TEMPEST_SECRET` or the file.
+    pub fn load(file: Option<&Path>, flags: &impl Serialize) -> Result<Self, ConfigError> {
+        let sources = Sources {
+            file,
+            section: "nimbus",
+            env_aliases: &[],
         };
-        if let Ok(secret) = std::env::var(SECRET_ENV) {
-            if !secret.is_empty() {
-                config.secret = Some(secret);
-            }
-        }
+        let loaded = load::<NimbusConfig, _, _>(sources, &NimbusConfig::default(), flags)?;
+        let mut config = loaded.config;
+        config.secret = loaded.secret;
+        config.validate()?;
         Ok(config)
     }
 
@@ -159,8 +122,13 @@ impl NimbusConfig {
 mod tests {
     use super::*;
 
+    #[derive(Serialize, Default)]
+    struct NoFlags {}
+
     #[test]
     fn file_section_and_secret_are_read_other_sections_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
         let text = r#"
             secret = "s3cret"
             [nimbus]
@@ -170,7 +138,8 @@ mod tests {
             [supervisor]
             slots = [6700]
         "#;
-        let c = NimbusConfig::from_toml_str(text, Path::new("t.toml")).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let c = NimbusConfig::load(Some(&path), &NoFlags {}).unwrap();
         assert_eq!(c.listen, "0.0.0.0:7000".parse().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/tempest/nimbus"));
         assert_eq!(c.max_upload_mb, 64);
@@ -178,7 +147,9 @@ mod tests {
             c.supervisor_timeout_secs, 15,
             "unset keys keep their default"
         );
-        assert_eq!(c.secret.as_deref(), Some("s3cret"));
+        if std::env::var_os("TEMPEST_SECRET").is_none() {
+            assert_eq!(c.secret.as_deref(), Some("s3cret"));
+        }
         assert!(
             !format!("{c:?}").contains("s3cret"),
             "Debug must not show the secret"
@@ -187,11 +158,15 @@ mod tests {
 
     #[test]
     fn unknown_key_and_bad_value_are_named() {
-        let e = NimbusConfig::from_toml_str("[nimbus]\nlisten_addr = \"x\"", Path::new("t.toml"))
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[nimbus]\nlisten_addr = \"x\"").unwrap();
+        let e = NimbusConfig::load(Some(&path), &NoFlags {})
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen_addr") && e.contains("t.toml"), "{e}");
-        let e = NimbusConfig::from_toml_str("[nimbus]\nlisten = \"nowhere\"", Path::new("t.toml"))
+        std::fs::write(&path, "[nimbus]\nlisten = \"nowhere\"").unwrap();
+        let e = NimbusConfig::load(Some(&path), &NoFlags {})
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen"), "{e}");

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use std::path::PathBuf;
-use topology_api::monitor::http::ApiError;
+use tempest_monitor::http::ApiError;
 
 /// Why Nimbus could not start, or why its server stopped.
 #[derive(Debug, thiserror::Error)]

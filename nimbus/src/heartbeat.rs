@@ -5,9 +5,9 @@
 use crate::scheduler::SupervisorSlots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+use tempest_protocol::control::stats::pretty_duration;
+use tempest_protocol::control::{Assignment, SupervisorHeartbeat, SupervisorSummary};
 use tokio::time::Instant;
-use topology_api::control::stats::pretty_duration;
-use topology_api::control::{Assignment, SupervisorHeartbeat, SupervisorSummary};
 
 /// Slots one supervisor may offer.
 pub(crate) const MAX_SLOTS_PER_SUPERVISOR: usize = 1_024;
@@ -324,7 +324,7 @@ impl Heartbeats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::control::WorkerSlot;
+    use tempest_protocol::control::WorkerSlot;
 
     fn timeouts(started: Instant) -> Timeouts {
         Timeouts {

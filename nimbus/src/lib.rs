@@ -21,7 +21,6 @@
 
 mod api;
 mod artifacts;
-mod auth;
 mod clock;
 mod cluster;
 mod config;
@@ -36,7 +35,7 @@ mod store;
 pub use clock::Clock;
 pub use config::{ConfigError, NimbusConfig};
 pub use error::NimbusError;
-pub use topology_api::control::ClusterSummary;
+pub use tempest_protocol::control::ClusterSummary;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,7 +74,7 @@ pub async fn serve_with_clock(
     let secret = config
         .secret
         .as_deref()
-        .map(topology_api::control::SecretDigest::new);
+        .map(tempest_protocol::auth::SecretDigest::new);
     if secret.is_none() {
         tracing::warn!(
             "no cluster secret configured (TEMPEST_SECRET or `secret` in the config file): \

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use futures::StreamExt;
 use std::time::Duration;
-use topology_api::control::SECRET_HEADER;
-use topology_api::monitor::http::ApiError;
+use tempest_monitor::http::ApiError;
+use tempest_protocol::auth::SECRET_HEADER;
 
 /// Answers longer than this are cut (a supervisor answers at most 1 MiB).
 const MAX_PROXIED_BYTES: usize = 2 << 20;

@@ -7,7 +7,7 @@ use crate::scheduler::{self, plural, SupervisorSlots};
 use crate::state::{rebalanced_spec, DeadlineAction, TopologyRecord};
 use crate::store::{Changes, Durable};
 use std::collections::HashMap;
-use topology_api::control::{Assignment, TopologyState, WorkerSlot};
+use tempest_protocol::control::{Assignment, TopologyState, WorkerSlot};
 
 /// What a round decided.
 #[derive(Debug, Default)]
@@ -214,7 +214,7 @@ mod tests {
     use crate::state::tests::record;
     use crate::state::{kill, start_rebalance};
     use std::collections::BTreeMap;
-    use topology_api::control::RebalanceRequest;
+    use tempest_protocol::control::RebalanceRequest;
 
     fn sup(id: &str, ports: &[u16]) -> SupervisorSlots {
         SupervisorSlots {

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use topology_api::config::TOPOLOGY_WORKERS;
-use topology_api::control::WorkerSlot;
-use topology_api::spec::TaskLayout;
-use topology_api::{plan_executors, ExecutorPlan, TopologySpec};
+use tempest_protocol::config::TOPOLOGY_WORKERS;
+use tempest_protocol::control::WorkerSlot;
+use tempest_protocol::spec::TaskLayout;
+use tempest_protocol::{plan_executors, ExecutorPlan, TopologySpec};
 
 /// A live supervisor and its slot ports no assignment uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 //! The transitions the API asks for are pure functions on a [`TopologyRecord`].
 
 use serde::{Deserialize, Serialize};
-use topology_api::config::{TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_WORKERS};
-use topology_api::control::{RebalanceRequest, TopologyState};
-use topology_api::spec::ACKER_COMPONENT;
-use topology_api::TopologySpec;
+use tempest_protocol::config::{TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_WORKERS};
+use tempest_protocol::control::{RebalanceRequest, TopologyState};
+use tempest_protocol::spec::ACKER_COMPONENT;
+use tempest_protocol::TopologySpec;
 
 /// The most tasks (acker tasks included) a topology may have; every process holds a table of
 /// them, so a spec asking for billions is refused instead of exhausting memory.
@@ -310,8 +310,10 @@ pub(crate) fn state_name(state: TopologyState) -> &'static str {
 pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use topology_api::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, StreamSpec};
-    use topology_api::Config;
+    use tempest_protocol::spec::{
+        ComponentKind, ComponentSpec, GroupingSpec, InputSpec, StreamSpec,
+    };
+    use tempest_protocol::Config;
 
     /// A valid spec: spout "s" (2 executors, 4 tasks) -> bolt "b" (3 executors).
     pub(crate) fn spec(name: &str, workers: u64) -> TopologySpec {

@@ -6,11 +6,11 @@ use crate::state::TopologyRecord;
 use redb::{Database, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use topology_api::control::Assignment;
+use tempest_protocol::control::Assignment;
 
-const TOPOLOGIES: TableDefinition<&str, &[u8]> = TableDefinition::new("topologies");
-const ASSIGNMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("assignments");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const TOPOLOGIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("topologies");
+const ASSIGNMENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("assignments");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
 /// Key in `META` of the next assignment version. Versions are unique across every topology
 /// and incarnation, so a worker of a killed topology never matches a new one of the same name.
 const NEXT_VERSION: &str = "next_version";

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use topology_api::control::{RebalanceRequest, TopologyState};
+use tempest_protocol::control::{RebalanceRequest, TopologyState};
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

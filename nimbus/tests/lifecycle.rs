@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use topology_api::control::{Assignment, RebalanceRequest, TopologyState, WorkerHeartbeat};
+use tempest_protocol::control::{Assignment, RebalanceRequest, TopologyState, WorkerHeartbeat};
 
 /// A worker heartbeat from the first worker of `a`.
 fn worker_beat(a: &Assignment) -> WorkerHeartbeat {

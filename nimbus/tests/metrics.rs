@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use topology_api::control::{TaskError, TaskMetrics, WorkerHeartbeat};
+use tempest_protocol::control::{TaskError, TaskMetrics, WorkerHeartbeat};
 
 #[tokio::test]
 async fn worker_heartbeat_metrics_appear_in_describe() {

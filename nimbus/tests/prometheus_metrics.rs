@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use prometheus_parse::{Scrape, Value};
-use topology_api::control::{TaskMetrics, WorkerHeartbeat};
-use topology_api::spec::TaskLayout;
+use tempest_protocol::control::{TaskMetrics, WorkerHeartbeat};
+use tempest_protocol::spec::TaskLayout;
 
 /// Every line is a comment (`# HELP`, `# TYPE`, `# UNIT`, `# EOF`) or a sample
 /// `name{labels} value`; the exposition ends with `# EOF`.

@@ -10,9 +10,9 @@ use common::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use topology_api::control::stats::Window;
-use topology_api::control::{Assignment, TaskError, TaskMetrics, WorkerHeartbeat};
-use topology_api::spec::TaskLayout;
+use tempest_protocol::control::stats::Window;
+use tempest_protocol::control::{Assignment, TaskError, TaskMetrics, WorkerHeartbeat};
+use tempest_protocol::spec::TaskLayout;
 
 /// Nimbus's clock at the start of a test (Unix ms).
 const T0: u64 = 1_700_000_000_000;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use topology_api::control::TopologyState;
+use tempest_protocol::control::TopologyState;
 
 #[tokio::test]
 async fn a_restarted_nimbus_keeps_topologies_and_assignment_versions() {

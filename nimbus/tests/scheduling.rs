@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
-use topology_api::control::TopologyState;
+use tempest_protocol::control::TopologyState;
 
 #[tokio::test]
 async fn a_topology_waits_for_slots_then_runs_spread_over_them() {

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-use topology_api::control::TopologyState;
+use tempest_protocol::control::TopologyState;
 
 #[tokio::test]
 async fn workers_of_a_silent_supervisor_move_to_the_live_one() {
@@ -19,7 +19,7 @@ async fn workers_of_a_silent_supervisor_move_to_the_live_one() {
         .unwrap();
     n.submit("wc", spec(2)).await;
     let before = n.client.assignment("wc").await.unwrap();
-    let on = |a: &topology_api::control::Assignment, s: &str| {
+    let on = |a: &tempest_protocol::control::Assignment, s: &str| {
         a.workers.iter().filter(|w| w.supervisor == s).count()
     };
     assert_eq!(

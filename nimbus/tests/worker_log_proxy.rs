@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use topology_api::control::SupervisorHeartbeat;
+use tempest_protocol::control::SupervisorHeartbeat;
 
 /// A supervisor log server on a temp logs dir with `logs` files, and its heartbeat.
 async fn log_server(

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use std::time::Duration;
-use topology_api::client::NimbusClient;
-use topology_api::control::{WorkerHeartbeat, WorkerSlot};
+use tempest_client::NimbusClient;
+use tempest_protocol::control::{WorkerHeartbeat, WorkerSlot};
 
 /// Heartbeats as the worker on `slot`, following the directive's version (as a worker that the
 /// supervisor restarts on a new version would), until dropped.

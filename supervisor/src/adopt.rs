@@ -7,7 +7,7 @@ use crate::data_dir::{write_atomically, DataDir, DataDirError};
 use crate::process::{is_worker_cmdline, proc_cmdline, proc_exe, proc_stat, WorkerProcess};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use topology_api::client::{check_sha256, check_topology_name};
+use tempest_protocol::names::{check_sha256, check_topology_name};
 
 /// What `worker.json` says about the worker on a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

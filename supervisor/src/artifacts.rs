@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use topology_api::client::{check_sha256, ClientError, NimbusClient};
+use tempest_client::{ClientError, NimbusClient};
+use tempest_protocol::names::check_sha256;
 
 /// Why an artifact is not in the cache.
 #[derive(Debug, thiserror::Error)]

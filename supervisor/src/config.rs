@@ -1,14 +1,16 @@
-//! The supervisor's configuration: the `[supervisor]` section and the top-level `secret` of the
-//! cluster's TOML file, overridden by command-line flags and the `TEMPEST_NIMBUS` /
-//! `TEMPEST_SECRET` environment variables.
+//! The supervisor's configuration, layered by the one loader of `tempest_server::config`:
+//! defaults < the `[supervisor]` section of the cluster's TOML file < environment
+//! (`TEMPEST_SUPERVISOR_<KEY>`, and `TEMPEST_NIMBUS` for `nimbus`) < command-line flags; the
+//! secret from `TEMPEST_SECRET` or the file's top-level `secret`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tempest_protocol::auth::NIMBUS_ENV;
+use tempest_server::config::{load, Sources};
 
-/// Default Nimbus URL.
-pub const DEFAULT_NIMBUS: &str = "http://127.0.0.1:6627";
+pub use tempest_protocol::auth::DEFAULT_NIMBUS;
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./tempest-data/supervisor";
 /// Default host workers are reached at.
@@ -123,136 +125,76 @@ impl fmt::Debug for SupervisorConfig {
     }
 }
 
-/// Values given on the command line; each one set overrides the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Values given on the command line (each one set overrides the file and the environment),
+/// and also the shape of the `[supervisor]` section: the long flag names with `_` for `-`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigOverrides {
-    /// `--nimbus` (or `TEMPEST_NIMBUS`, which the binary folds in here).
+    /// `--nimbus` (`TEMPEST_NIMBUS` in the environment).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nimbus: Option<String>,
     /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// `--host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// `--slots 6700,6701`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slots: Option<Vec<u16>>,
     /// `--heartbeat-secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_secs: Option<u64>,
     /// `--id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// `--http-listen` (`off` disables the log server).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<String>,
 }
 
 /// Why the configuration is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        reason: String,
-    },
-    /// The config file is not valid TOML or has unknown or mistyped keys.
-    #[error("config file {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What the parser said.
-        reason: String,
-    },
+    /// The file, an environment variable or a flag has a bad key or value.
+    #[error("{0}")]
+    Load(#[from] tempest_server::config::ConfigError),
     /// A value is out of range.
     #[error("invalid supervisor config: {0}")]
     Invalid(String),
 }
 
-/// The parts of the shared TOML file the supervisor reads; other sections are ignored.
-#[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    supervisor: SupervisorSection,
-}
-
-/// `[supervisor]`: the long flag names with `_` for `-`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SupervisorSection {
-    nimbus: Option<String>,
-    data_dir: Option<PathBuf>,
-    host: Option<String>,
-    slots: Option<Vec<u16>>,
-    heartbeat_secs: Option<u64>,
-    id: Option<String>,
-    http_listen: Option<String>,
-}
-
 impl SupervisorConfig {
-    /// Reads the optional config file, then applies flags and environment: the Nimbus URL is
-    /// `--nimbus`, then `env_nimbus`, then the file; the secret is `env_secret`, then the file.
-    pub fn load(
-        file: Option<&Path>,
-        flags: ConfigOverrides,
-        env_nimbus: Option<String>,
-        env_secret: Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let text = match file {
-            Some(path) => Some((
-                path,
-                std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?,
-            )),
-            None => None,
+    /// The defaults, overlaid by `file` if given, the environment and `flags`.
+    pub fn load(file: Option<&Path>, flags: &ConfigOverrides) -> Result<Self, ConfigError> {
+        let sources = Sources {
+            file,
+            section: "supervisor",
+            env_aliases: &[(NIMBUS_ENV, "nimbus")],
         };
-        Self::resolve(
-            text.as_ref().map(|(p, t)| (*p, t.as_str())),
-            flags,
-            env_nimbus,
-            env_secret,
-        )
+        let loaded = load::<ConfigOverrides, _, _>(sources, &ConfigOverrides::default(), flags)?;
+        Self::from_keys(loaded.config, loaded.secret)
     }
 
-    /// Like [`SupervisorConfig::load`], with the file's text given as `(path, text)`.
-    pub fn resolve(
-        file: Option<(&Path, &str)>,
-        flags: ConfigOverrides,
-        env_nimbus: Option<String>,
-        env_secret: Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let parsed: ConfigFile = match file {
-            Some((path, text)) => toml::from_str(text).map_err(|e| ConfigError::Parse {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?,
-            None => ConfigFile::default(),
-        };
-        let s = parsed.supervisor;
+    /// The config from the merged keys (absent ones at their defaults) and the secret.
+    fn from_keys(s: ConfigOverrides, secret: Option<String>) -> Result<Self, ConfigError> {
         let d = SupervisorConfig::default();
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let host = flags.host.or(s.host).unwrap_or(d.host);
-        let http_listen = match flags.http_listen.or(s.http_listen) {
+        let host = s.host.unwrap_or(d.host);
+        let http_listen = match s.http_listen {
             Some(v) if v.trim().eq_ignore_ascii_case(HTTP_OFF) => None,
             Some(v) => Some(v.trim().to_string()),
             None => Some(default_http_listen(&host)),
         };
         let config = SupervisorConfig {
-            nimbus: non_empty(flags.nimbus)
-                .or(non_empty(env_nimbus))
-                .or(s.nimbus)
-                .unwrap_or(d.nimbus),
-            data_dir: flags.data_dir.or(s.data_dir).unwrap_or(d.data_dir),
+            nimbus: non_empty(s.nimbus).unwrap_or(d.nimbus),
+            data_dir: s.data_dir.unwrap_or(d.data_dir),
             host,
-            slots: flags.slots.or(s.slots).unwrap_or(d.slots),
-            heartbeat_secs: flags
-                .heartbeat_secs
-                .or(s.heartbeat_secs)
-                .unwrap_or(d.heartbeat_secs),
-            id: flags.id.or(s.id),
+            slots: s.slots.unwrap_or(d.slots),
+            heartbeat_secs: s.heartbeat_secs.unwrap_or(d.heartbeat_secs),
+            id: s.id,
             http_listen,
-            secret: non_empty(env_secret).or(non_empty(parsed.secret)),
+            secret: non_empty(secret),
             timings: d.timings,
         };
         config.validate()?;
@@ -330,150 +272,153 @@ pub fn check_supervisor_id(id: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+// figment::Jail's closures return figment::Error, which is large; only in tests.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+    use figment::Jail;
 
-    fn resolve(text: &str, flags: ConfigOverrides) -> Result<SupervisorConfig, ConfigError> {
-        SupervisorConfig::resolve(Some((Path::new("t.toml"), text)), flags, None, None)
+    /// Loads with `text` as the config file, in a jail (its own directory and environment).
+    fn resolve(
+        jail: &mut Jail,
+        text: &str,
+        flags: ConfigOverrides,
+    ) -> Result<SupervisorConfig, ConfigError> {
+        jail.create_file("t.toml", text).expect("config file");
+        SupervisorConfig::load(Some(Path::new("t.toml")), &flags)
     }
 
     #[test]
     fn defaults_without_a_file() {
-        let c = SupervisorConfig::resolve(None, ConfigOverrides::default(), None, None).unwrap();
-        assert_eq!(c, SupervisorConfig::default());
-        assert_eq!(c.nimbus, "http://127.0.0.1:6627");
-        assert_eq!(c.data_dir, PathBuf::from("./tempest-data/supervisor"));
-        assert_eq!(c.host, "127.0.0.1");
-        assert_eq!(c.slots, vec![6700, 6701, 6702, 6703]);
-        assert_eq!(c.heartbeat_secs, 2);
-        assert_eq!(c.http_listen.as_deref(), Some("127.0.0.1:0"));
-        assert_eq!(c.timings.kill_grace, Duration::from_secs(5));
+        Jail::expect_with(|_| {
+            let c = SupervisorConfig::load(None, &ConfigOverrides::default()).unwrap();
+            assert_eq!(c, SupervisorConfig::default());
+            assert_eq!(c.nimbus, "http://127.0.0.1:6627");
+            assert_eq!(c.data_dir, PathBuf::from("./tempest-data/supervisor"));
+            assert_eq!(c.host, "127.0.0.1");
+            assert_eq!(c.slots, vec![6700, 6701, 6702, 6703]);
+            assert_eq!(c.heartbeat_secs, 2);
+            assert_eq!(c.http_listen.as_deref(), Some("127.0.0.1:0"));
+            assert_eq!(c.timings.kill_grace, Duration::from_secs(5));
+            Ok(())
+        });
     }
 
     #[test]
     fn reads_its_section_and_the_secret_and_ignores_other_sections() {
-        let text = r#"
-            secret = "s3cret"
-            [nimbus]
-            listen = "0.0.0.0:6627"
-            [supervisor]
-            nimbus = "http://nimbus:6627"
-            data_dir = "/var/lib/tempest"
-            host = "node-a"
-            slots = [7000, 7001]
-            heartbeat_secs = 3
-            id = "node-a-1"
-            [client]
-            nimbus = "http://elsewhere:1"
-        "#;
-        let c = resolve(text, ConfigOverrides::default()).unwrap();
-        assert_eq!(c.nimbus, "http://nimbus:6627");
-        assert_eq!(c.data_dir, PathBuf::from("/var/lib/tempest"));
-        assert_eq!(c.host, "node-a");
-        assert_eq!(c.slots, vec![7000, 7001]);
-        assert_eq!(c.heartbeat_secs, 3);
-        assert_eq!(c.id.as_deref(), Some("node-a-1"));
-        assert_eq!(c.secret.as_deref(), Some("s3cret"));
+        Jail::expect_with(|jail| {
+            let text = r#"
+                secret = "s3cret"
+                [nimbus]
+                listen = "0.0.0.0:6627"
+                [supervisor]
+                nimbus = "http://nimbus:6627"
+                data_dir = "/var/lib/tempest"
+                host = "node-a"
+                slots = [7000, 7001]
+                heartbeat_secs = 3
+                id = "node-a-1"
+                [client]
+                nimbus = "http://elsewhere:1"
+            "#;
+            let c = resolve(jail, text, ConfigOverrides::default()).unwrap();
+            assert_eq!(c.nimbus, "http://nimbus:6627");
+            assert_eq!(c.data_dir, PathBuf::from("/var/lib/tempest"));
+            assert_eq!(c.host, "node-a");
+            assert_eq!(c.slots, vec![7000, 7001]);
+            assert_eq!(c.heartbeat_secs, 3);
+            assert_eq!(c.id.as_deref(), Some("node-a-1"));
+            assert_eq!(c.secret.as_deref(), Some("s3cret"));
+            Ok(())
+        });
     }
 
     #[test]
     fn flags_override_the_file_and_env_comes_between() {
-        let text = "secret = \"file\"\n[supervisor]\nnimbus = \"http://file:1\"\nhost = \"h\"\nslots = [1]\n";
-        let flags = ConfigOverrides {
-            host: Some("flag-host".into()),
-            slots: Some(vec![9000]),
-            heartbeat_secs: Some(7),
-            data_dir: Some("/d".into()),
-            id: Some("x".into()),
-            nimbus: None,
-            http_listen: None,
-        };
-        let p = Path::new("t.toml");
-        let c = SupervisorConfig::resolve(
-            Some((p, text)),
-            flags.clone(),
-            Some("http://env:2".into()),
-            Some("env-secret".into()),
-        )
-        .unwrap();
-        assert_eq!(c.host, "flag-host");
-        assert_eq!(c.slots, vec![9000]);
-        assert_eq!(c.heartbeat_secs, 7);
-        assert_eq!(c.data_dir, PathBuf::from("/d"));
-        assert_eq!(c.id.as_deref(), Some("x"));
-        assert_eq!(
-            c.http_listen.as_deref(),
-            Some("flag-host:0"),
-            "the default follows the host"
-        );
-        assert_eq!(c.nimbus, "http://env:2", "env beats the file");
-        assert_eq!(
-            c.secret.as_deref(),
-            Some("env-secret"),
-            "env beats the file"
-        );
+        Jail::expect_with(|jail| {
+            let text = "secret = \"file\"\n[supervisor]\nnimbus = \"http://file:1\"\nhost = \"h\"\nslots = [1]\n";
+            let flags = ConfigOverrides {
+                host: Some("flag-host".into()),
+                slots: Some(vec![9000]),
+                heartbeat_secs: Some(7),
+                data_dir: Some("/d".into()),
+                id: Some("x".into()),
+                nimbus: None,
+                http_listen: None,
+            };
+            jail.set_env("TEMPEST_NIMBUS", "http://env:2");
+            jail.set_env("TEMPEST_SECRET", "env-secret");
+            let c = resolve(jail, text, flags.clone()).unwrap();
+            assert_eq!(c.host, "flag-host");
+            assert_eq!(c.slots, vec![9000]);
+            assert_eq!(c.heartbeat_secs, 7);
+            assert_eq!(c.data_dir, PathBuf::from("/d"));
+            assert_eq!(c.id.as_deref(), Some("x"));
+            assert_eq!(
+                c.http_listen.as_deref(),
+                Some("flag-host:0"),
+                "the default follows the host"
+            );
+            assert_eq!(c.nimbus, "http://env:2", "env beats the file");
+            assert_eq!(
+                c.secret.as_deref(),
+                Some("env-secret"),
+                "env beats the file"
+            );
 
-        let with_flag = ConfigOverrides {
-            nimbus: Some("http://flag:3".into()),
-            ..flags
-        };
-        let c = SupervisorConfig::resolve(
-            Some((p, text)),
-            with_flag,
-            Some("http://env:2".into()),
-            None,
-        )
-        .unwrap();
-        assert_eq!(c.nimbus, "http://flag:3", "the flag beats env");
-        assert_eq!(c.secret.as_deref(), Some("file"));
+            let with_flag = ConfigOverrides {
+                nimbus: Some("http://flag:3".into()),
+                ..flags
+            };
+            jail.clear_env();
+            jail.set_env("TEMPEST_NIMBUS", "http://env:2");
+            jail.set_env("TEMPEST_SUPERVISOR_HEARTBEAT_SECS", "9");
+            let c = resolve(jail, text, with_flag).unwrap();
+            assert_eq!(c.nimbus, "http://flag:3", "the flag beats env");
+            assert_eq!(c.heartbeat_secs, 7, "the flag beats TEMPEST_SUPERVISOR_*");
+            assert_eq!(c.secret.as_deref(), Some("file"));
+            Ok(())
+        });
     }
 
     #[test]
     fn mistakes_are_named() {
-        let e = resolve("[supervisor]\nslot = [1]\n", ConfigOverrides::default()).unwrap_err();
-        assert!(e.to_string().contains("slot"), "{e}");
-        let e = resolve("[supervisor]\nslots = [1, 1]\n", ConfigOverrides::default()).unwrap_err();
-        assert!(e.to_string().contains("port 1 is listed twice"), "{e}");
-        let e = resolve("[supervisor]\nslots = []\n", ConfigOverrides::default()).unwrap_err();
-        assert!(e.to_string().contains("slots is empty"), "{e}");
-        let e = resolve(
-            "[supervisor]\nslots = [70000]\n",
-            ConfigOverrides::default(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("t.toml"), "{e}");
-        let e = resolve(
-            "[supervisor]\nheartbeat_secs = 0\n",
-            ConfigOverrides::default(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("heartbeat_secs = 0"), "{e}");
-        let e = resolve("[supervisor]\nid = \"a/b\"\n", ConfigOverrides::default()).unwrap_err();
-        assert!(e.to_string().contains("\"a/b\""), "{e}");
+        Jail::expect_with(|jail| {
+            let d = ConfigOverrides::default;
+            let e = resolve(jail, "[supervisor]\nslot = [1]\n", d()).unwrap_err();
+            assert!(e.to_string().contains("slot"), "{e}");
+            let e = resolve(jail, "[supervisor]\nslots = [1, 1]\n", d()).unwrap_err();
+            assert!(e.to_string().contains("port 1 is listed twice"), "{e}");
+            let e = resolve(jail, "[supervisor]\nslots = []\n", d()).unwrap_err();
+            assert!(e.to_string().contains("slots is empty"), "{e}");
+            let e = resolve(jail, "[supervisor]\nslots = [70000]\n", d()).unwrap_err();
+            assert!(e.to_string().contains("t.toml"), "{e}");
+            let e = resolve(jail, "[supervisor]\nheartbeat_secs = 0\n", d()).unwrap_err();
+            assert!(e.to_string().contains("heartbeat_secs = 0"), "{e}");
+            let e = resolve(jail, "[supervisor]\nid = \"a/b\"\n", d()).unwrap_err();
+            assert!(e.to_string().contains("\"a/b\""), "{e}");
+            Ok(())
+        });
     }
 
     #[test]
     fn the_log_server_can_be_placed_or_turned_off() {
-        let c = resolve(
-            "[supervisor]\nhttp_listen = \"0.0.0.0:8000\"\n",
-            ConfigOverrides::default(),
-        )
-        .unwrap();
-        assert_eq!(c.http_listen.as_deref(), Some("0.0.0.0:8000"));
-        let off = ConfigOverrides {
-            http_listen: Some("off".into()),
-            ..ConfigOverrides::default()
-        };
-        let c = resolve("[supervisor]\nhttp_listen = \"0.0.0.0:8000\"\n", off).unwrap();
-        assert_eq!(c.http_listen, None, "the flag beats the file");
-        let c = resolve("[supervisor]\nhost = \"::1\"\n", ConfigOverrides::default()).unwrap();
-        assert_eq!(c.http_listen.as_deref(), Some("[::1]:0"));
-        let e = resolve(
-            "[supervisor]\nhttp_listen = \"8000\"\n",
-            ConfigOverrides::default(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("http_listen \"8000\""), "{e}");
+        Jail::expect_with(|jail| {
+            let d = ConfigOverrides::default;
+            let c = resolve(jail, "[supervisor]\nhttp_listen = \"0.0.0.0:8000\"\n", d()).unwrap();
+            assert_eq!(c.http_listen.as_deref(), Some("0.0.0.0:8000"));
+            let off = ConfigOverrides {
+                http_listen: Some("off".into()),
+                ..d()
+            };
+            let c = resolve(jail, "[supervisor]\nhttp_listen = \"0.0.0.0:8000\"\n", off).unwrap();
+            assert_eq!(c.http_listen, None, "the flag beats the file");
+            let c = resolve(jail, "[supervisor]\nhost = \"::1\"\n", d()).unwrap();
+            assert_eq!(c.http_listen.as_deref(), Some("[::1]:0"));
+            let e = resolve(jail, "[supervisor]\nhttp_listen = \"8000\"\n", d()).unwrap_err();
+            assert!(e.to_string().contains("http_listen \"8000\""), "{e}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! reached it keeps trying and passes nothing on, so the workers stay as they are.
 
 use std::time::{Duration, Instant};
+use tempest_client::NimbusClient;
+use tempest_protocol::control::{Assignment, RunningWorker, SupervisorHeartbeat};
 use tokio::sync::watch;
-use topology_api::client::NimbusClient;
-use topology_api::control::{Assignment, RunningWorker, SupervisorHeartbeat};
 
 /// How often an unchanged heartbeat error is logged again as a warning.
 const REWARN_AFTER: Duration = Duration::from_secs(60);

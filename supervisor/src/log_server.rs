@@ -2,9 +2,8 @@
 //! or a byte range, to holders of the cluster secret. Only names of regular files in the logs
 //! directory are served (no paths, no symlinks). Endpoints in `docs/design/rest-api.md`.
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,10 +13,11 @@ use std::io::SeekFrom;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tempest_protocol::auth::SecretDigest;
+use tempest_protocol::control::ErrorBody;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use topology_api::control::{presented_secret, ErrorBody, SecretDigest, SECRET_HEADER};
 
 /// Bytes answered when no `length` is given.
 pub const DEFAULT_LENGTH: u64 = 64 * 1024;
@@ -94,34 +94,11 @@ pub fn router(logs_dir: PathBuf, secret: Option<SecretDigest>) -> Router {
             error(StatusCode::NOT_FOUND, format!("no endpoint {}", uri.path()))
         })
         .with_state(Arc::new(logs_dir));
-    match secret {
-        Some(s) => routes.layer(middleware::from_fn_with_state(Arc::new(s), require_secret)),
-        None => routes,
-    }
+    tempest_server::secret::require(routes, secret)
 }
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, Json(ErrorBody { error: message })).into_response()
-}
-
-async fn require_secret(
-    State(secret): State<Arc<SecretDigest>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let headers = req.headers();
-    let given = presented_secret(
-        headers.get(SECRET_HEADER).map(|v| v.as_bytes()),
-        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-    );
-    if given.is_some_and(|g| secret.matches(g)) {
-        return next.run(req).await;
-    }
-    tracing::warn!(path = %req.uri().path(), "refused a log request without the cluster secret");
-    error(
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong cluster secret".into(),
-    )
 }
 
 /// The regular file named `name` directly in `dir`, if there is one. Names with a path

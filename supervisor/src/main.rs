@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use supervisor::{ConfigOverrides, SupervisorConfig};
-use topology_api::control::{NIMBUS_ENV, SECRET_ENV};
 
 /// Tempest supervisor: runs the workers Nimbus assigns to this node.
 #[derive(Debug, Parser)]
@@ -39,12 +38,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    tempest_server::logging::init();
     let args = Args::parse();
     let flags = ConfigOverrides {
         nimbus: args.nimbus,
@@ -55,30 +49,8 @@ async fn main() -> anyhow::Result<()> {
         id: args.id,
         http_listen: args.http_listen,
     };
-    let config = SupervisorConfig::load(
-        args.config.as_deref(),
-        flags,
-        std::env::var(NIMBUS_ENV).ok(),
-        std::env::var(SECRET_ENV).ok(),
-    )?;
-    supervisor::run(config, shutdown_signal())
+    let config = SupervisorConfig::load(args.config.as_deref(), &flags)?;
+    supervisor::run(config, tempest_server::shutdown::signal())
         .await
         .context("supervisor failed")
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use tempest_protocol::auth::SECRET_ENV;
 use tokio::process::{Child, Command};
-use topology_api::control::SECRET_ENV;
 
 /// Everything needed to start one worker.
 #[derive(Debug, Clone)]

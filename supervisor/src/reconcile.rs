@@ -5,8 +5,8 @@
 use crate::config::Timings;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use topology_api::client::{check_sha256, check_topology_name};
-use topology_api::control::Assignment;
+use tempest_protocol::control::Assignment;
+use tempest_protocol::names::{check_sha256, check_topology_name};
 
 /// A worker the assignments ask this supervisor to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,8 +295,8 @@ pub fn restart_delay(failures: u32, timings: &Timings) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_api::control::WorkerSlot;
-    use topology_api::{Config, TopologySpec};
+    use tempest_protocol::control::WorkerSlot;
+    use tempest_protocol::{Config, TopologySpec};
 
     const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::time::Instant;
-use topology_api::control::{Assignment, RunningWorker};
+use tempest_protocol::control::{Assignment, RunningWorker};
 
 /// What a worker started on this node is told besides its assignment.
 #[derive(Debug, Clone)]
@@ -516,8 +516,8 @@ mod tests {
     use crate::reconcile::reconcile;
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
-    use topology_api::control::WorkerSlot;
-    use topology_api::{Config, TopologySpec};
+    use tempest_protocol::control::WorkerSlot;
+    use tempest_protocol::{Config, TopologySpec};
 
     const SHA: &str = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
 

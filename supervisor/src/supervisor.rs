@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Instant;
+use tempest_client::{ClientError, NimbusClient};
+use tempest_protocol::control::Assignment;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use topology_api::client::{ClientError, NimbusClient};
-use topology_api::control::Assignment;
 
 /// Why the supervisor could not start or stopped.
 #[derive(Debug, thiserror::Error)]

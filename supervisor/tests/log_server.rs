@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use supervisor::log_server::{self, FILE_SIZE_HEADER, MAX_LENGTH, START_HEADER};
-use topology_api::control::SECRET_HEADER;
+use tempest_protocol::auth::SECRET_HEADER;
 
 const SECRET: &str = "s3cret";
 

@@ -18,12 +18,12 @@ use std::time::Duration;
 use supervisor::adopt::WorkerRecord;
 use supervisor::process::{is_alive, proc_cmdline};
 use supervisor::{SupervisorConfig, Timings};
-use tokio::sync::oneshot;
-use topology_api::control::{
+use tempest_protocol::auth::SECRET_HEADER;
+use tempest_protocol::control::{
     Assignment, ErrorBody, RunningWorker, SupervisorAssignments, SupervisorHeartbeat, WorkerSlot,
-    SECRET_HEADER,
 };
-use topology_api::{Config, TopologySpec};
+use tempest_protocol::{Config, TopologySpec};
+use tokio::sync::oneshot;
 
 const SECRET: &str = "s3cret";
 const ME: &str = "sup-a";

@@ -14,8 +14,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use topology_api::client::NimbusClient;
-use topology_api::control::Assignment;
+use tempest_client::NimbusClient;
+use tempest_protocol::control::Assignment;
 
 /// The secret every test cluster uses.
 pub const SECRET: &str = "cluster-test-secret";
@@ -96,6 +96,7 @@ where
 }
 
 /// A daemon process, killed when dropped.
+#[derive(Debug)]
 pub struct Daemon {
     child: Option<Child>,
     /// Its log file.
@@ -169,6 +170,7 @@ impl Drop for Daemon {
 
 /// The test topology in local mode with its web UI (`local --ui 0`): one process, killed when
 /// dropped.
+#[derive(Debug)]
 pub struct LocalRun {
     /// The process (its log has stdout and stderr).
     pub daemon: Daemon,
@@ -228,6 +230,7 @@ impl Drop for LocalRun {
 }
 
 /// A supervisor and what the tests need to know about it.
+#[derive(Debug)]
 pub struct SupervisorProc {
     /// The process.
     pub daemon: Daemon,
@@ -288,6 +291,7 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// Nimbus plus supervisors, each a real process with its own data dir under a temp dir.
+#[derive(Debug)]
 pub struct Cluster {
     /// The test's directory (data dirs, logs, the topology's output).
     pub dir: PathBuf,
@@ -301,6 +305,7 @@ pub struct Cluster {
 }
 
 /// How a test cluster is set up.
+#[derive(Debug)]
 pub struct ClusterOptions {
     /// Number of supervisors.
     pub supervisors: usize,
@@ -658,6 +663,7 @@ impl Drop for Cluster {
 }
 
 /// What a CLI run printed.
+#[derive(Debug)]
 pub struct CliOutput {
     /// Exit status.
     pub status: std::process::ExitStatus,

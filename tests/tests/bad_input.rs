@@ -3,8 +3,8 @@
 //! a missing secret, an oversized upload.
 
 use cluster_tests::{serial, topology_bin, Cluster, ClusterOptions, SECRET};
-use topology_api::client::NimbusClient;
-use topology_api::control::SubmitRequest;
+use tempest_client::NimbusClient;
+use tempest_protocol::control::SubmitRequest;
 use topology_api::spec::InputSpec;
 use topology_api::GroupingSpec;
 

@@ -99,7 +99,7 @@ async fn a_rebalance_restarts_only_the_workers_whose_executors_move() {
         .iter()
         .filter(|w| after.workers.contains(w))
         .collect();
-    let slots = |a: &topology_api::control::Assignment| -> Vec<String> {
+    let slots = |a: &tempest_protocol::control::Assignment| -> Vec<String> {
         a.workers
             .iter()
             .map(|w| format!("{}:{} {:?}", w.supervisor, w.port, w.executors))

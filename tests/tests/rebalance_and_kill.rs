@@ -3,7 +3,7 @@
 
 use cluster_tests::{eventually, serial, Cluster, ClusterOptions};
 use std::time::{Duration, Instant};
-use topology_api::control::TopologyState;
+use tempest_protocol::control::TopologyState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_then_kill_with_wait() {

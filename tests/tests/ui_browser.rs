@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use topology_api::control::TopologyState;
+use tempest_protocol::control::TopologyState;
 
 /// The topology (its name shows in the README's screenshot).
 const NAME: &str = "word-count";

@@ -1,86 +1,14 @@
 //! `TopologyBuilder`: wire spouts and bolts into a validated [`Topology`].
 
-use crate::component::{BasicBolt, BasicBoltAdapter, Bolt, OutputDeclarer, Spout};
-use crate::config::Config;
-use crate::grouping::{CustomGrouping, CustomGroupingFactory};
-use crate::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, TopologySpec};
-use crate::tuple::DEFAULT_STREAM;
-use crate::validate::{validate, TopologyError, TopologyErrors};
-use crate::worker::RunError;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Creates one spout instance per task.
-pub(crate) type SpoutFactory = Arc<dyn Fn() -> Box<dyn Spout> + Send + Sync>;
-/// Creates one bolt instance per task.
-pub(crate) type BoltFactory = Arc<dyn Fn() -> Box<dyn Bolt> + Send + Sync>;
-
-/// A built topology: its serializable spec plus the factories that make its components.
-#[derive(Clone)]
-pub struct Topology {
-    pub(crate) spec: TopologySpec,
-    pub(crate) spouts: HashMap<String, SpoutFactory>,
-    pub(crate) bolts: HashMap<String, BoltFactory>,
-    pub(crate) custom_groupings: HashMap<String, CustomGroupingFactory>,
-}
-
-impl Topology {
-    /// The serializable description of this topology.
-    pub fn spec(&self) -> &TopologySpec {
-        &self.spec
-    }
-    /// The topology's name.
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-    /// Mutable access to the topology config (e.g. to apply command-line overrides).
-    pub fn config_mut(&mut self) -> &mut Config {
-        &mut self.spec.config
-    }
-
-    /// This topology's code with an assigned `spec` (as Nimbus stores it: renamed, with config
-    /// overrides and rebalanced parallelism). Its components, their kinds, streams and inputs
-    /// must be the ones this binary builds.
-    pub fn with_spec(&self, spec: TopologySpec) -> Result<Topology, RunError> {
-        let mismatch = |what: String| {
-            RunError::SpecMismatch(format!(
-                "{what}; the assigned spec was not built by this binary"
-            ))
-        };
-        if spec.components.len() != self.spec.components.len() {
-            return Err(mismatch(format!(
-                "the spec has {} components, this binary builds {}",
-                spec.components.len(),
-                self.spec.components.len()
-            )));
-        }
-        for c in &spec.components {
-            let Some(mine) = self.spec.component(&c.id) else {
-                return Err(mismatch(format!(
-                    "component {:?} is unknown to this binary",
-                    c.id
-                )));
-            };
-            if mine.kind != c.kind || mine.streams != c.streams || mine.inputs != c.inputs {
-                return Err(mismatch(format!(
-                    "component {:?} differs in kind, streams or inputs",
-                    c.id
-                )));
-            }
-        }
-        let mut t = self.clone();
-        t.spec = spec;
-        Ok(t)
-    }
-}
-
-impl std::fmt::Debug for Topology {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topology")
-            .field("spec", &self.spec)
-            .finish()
-    }
-}
+use tempest_protocol::config::Config;
+use tempest_protocol::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, TopologySpec};
+use tempest_protocol::validate::{validate, TopologyError, TopologyErrors};
+use tempest_runtime::{
+    BasicBolt, BasicBoltAdapter, Bolt, BoltFactory, CustomGrouping, CustomGroupingFactory,
+    OutputDeclarer, Spout, SpoutFactory, Topology, DEFAULT_STREAM,
+};
 
 /// The input of a subscription: a component's default stream (`"split"`) or a named one
 /// (`("split", "errors")`).
@@ -142,6 +70,14 @@ pub struct TopologyBuilder {
     custom_groupings: HashMap<String, CustomGroupingFactory>,
 }
 
+impl std::fmt::Debug for TopologyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopologyBuilder")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TopologyBuilder {
     /// A builder for a topology named `name`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -174,7 +110,7 @@ impl TopologyBuilder {
             kind,
             parallelism,
             num_tasks: parallelism,
-            streams: d.streams,
+            streams: d.into_streams(),
             inputs: Vec::new(),
             config: Config::new(),
         });
@@ -252,16 +188,17 @@ impl TopologyBuilder {
         if !problems.is_empty() {
             return Err(TopologyErrors(problems));
         }
-        Ok(Topology {
-            spec: self.spec,
-            spouts: self.spouts,
-            bolts: self.bolts,
-            custom_groupings: self.custom_groupings,
-        })
+        Ok(Topology::from_parts(
+            self.spec,
+            self.spouts,
+            self.bolts,
+            self.custom_groupings,
+        ))
     }
 }
 
 /// Configures a spout just added.
+#[derive(Debug)]
 pub struct SpoutDeclarer<'a> {
     builder: &'a mut TopologyBuilder,
     index: usize,
@@ -283,6 +220,7 @@ impl SpoutDeclarer<'_> {
 }
 
 /// Configures a bolt just added: its subscriptions, tasks and config.
+#[derive(Debug)]
 pub struct BoltDeclarer<'a> {
     builder: &'a mut TopologyBuilder,
     index: usize,

@@ -1,94 +1,94 @@
-//! The topology binary's command line: `local` runs it in this process, `submit` sends it to a
-//! cluster, `worker` is how supervisors run it, `spec` prints its spec. End a topology binary's
-//! `main` with [`main`], or embed [`Mode`] in your own clap parser and call [`run`].
+//! The topology binary's command line: `local` runs it in this process, `spec` prints its spec,
+//! and with the features that allow them, `submit` sends it to a cluster and `worker` is how
+//! supervisors run it. End a topology binary's `main` with [`main`]; a binary with flags of its
+//! own parses them and hands the rest of its command line to [`run`].
 
-use crate::builder::Topology;
-use crate::client::{check_topology_name, ClientError, NimbusClient};
-use crate::config::{Config, TOPOLOGY_WORKERS};
-use crate::control::{ActionResponse, SubmitRequest, NIMBUS_ENV, SECRET_ENV};
-use crate::local::{run_local_blocking, LocalOptions, LocalReport};
-use crate::worker::RunError;
-use crate::worker_process::{run_worker, WorkerError, WorkerOptions};
+use crate::Topology;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
+use tempest_protocol::config::Config;
+use tempest_runtime::{run_local_blocking, LocalOptions, LocalReport, RunError};
 
 /// What the binary should do.
 #[derive(Debug, Clone, Subcommand)]
-pub enum Mode {
+enum Mode {
     /// Run the whole topology in this process (until Ctrl-C, --duration, or every finite
     /// spout is done and every tuple tree complete).
     Local(LocalArgs),
     /// Upload this binary to Nimbus and submit the topology (like `storm jar`).
+    #[cfg(feature = "submit")]
     Submit(SubmitArgs),
     /// Print the topology's spec as JSON (used by `tempest submit`).
     Spec,
     /// Run as a cluster worker (started by a supervisor).
+    #[cfg(feature = "cluster")]
     Worker(WorkerArgs),
 }
 
 /// Options of `submit`.
+#[cfg(feature = "submit")]
 #[derive(Debug, Clone, Args)]
-pub struct SubmitArgs {
+struct SubmitArgs {
     /// Nimbus's URL.
-    #[arg(long, env = NIMBUS_ENV, default_value = "http://127.0.0.1:6627")]
-    pub nimbus: String,
+    #[arg(long, env = tempest_protocol::auth::NIMBUS_ENV, default_value = tempest_protocol::auth::DEFAULT_NIMBUS)]
+    nimbus: String,
     /// The name to run it under (default: the topology's own name).
     #[arg(long)]
-    pub name: Option<String>,
+    name: Option<String>,
     /// Number of worker processes (sets topology.workers).
     #[arg(long)]
-    pub workers: Option<u64>,
+    workers: Option<u64>,
     /// Override a config key, e.g. -c topology.max.spout.pending=1000 (repeatable).
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
-    pub config: Vec<String>,
+    config: Vec<String>,
 }
 
 /// Options of `worker` (set by the supervisor).
+#[cfg(feature = "cluster")]
 #[derive(Debug, Clone, Args)]
-pub struct WorkerArgs {
+struct WorkerArgs {
     /// The assignment file.
     #[arg(long)]
-    pub assignment: PathBuf,
+    assignment: std::path::PathBuf,
     /// This worker's host, as in the assignment.
     #[arg(long)]
-    pub host: String,
+    host: String,
     /// This worker's slot port.
     #[arg(long)]
-    pub port: u16,
+    port: u16,
     /// Nimbus's URL.
-    #[arg(long, env = NIMBUS_ENV)]
-    pub nimbus: String,
+    #[arg(long, env = tempest_protocol::auth::NIMBUS_ENV)]
+    nimbus: String,
 }
 
 /// Options of `local`.
 #[derive(Debug, Clone, Args)]
-pub struct LocalArgs {
+struct LocalArgs {
     /// Stop after this long: seconds ("30") or a duration ("90s", "5m").
     #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
+    duration: Option<Duration>,
     /// Override a config key, e.g. -c topology.max.spout.pending=1000 (repeatable).
     #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
-    pub config: Vec<String>,
+    config: Vec<String>,
     /// Do not print the per-component summary at the end.
     #[arg(long)]
-    pub quiet: bool,
+    quiet: bool,
     /// Serve the web UI and REST API on this port while the topology runs (0: any free port).
     #[arg(long, value_name = "PORT")]
-    pub ui: Option<u16>,
+    ui: Option<u16>,
     /// The address the web UI listens on (with --ui).
     #[arg(long, value_name = "IP", default_value = "127.0.0.1", requires = "ui")]
-    pub ui_host: std::net::IpAddr,
+    ui_host: std::net::IpAddr,
 }
 
-/// The default command line of a topology binary.
+/// The command line of a topology binary.
 #[derive(Debug, Parser)]
 #[command(about = "A Tempest topology")]
-pub struct Cli {
-    /// The mode.
+struct Cli {
     #[command(subcommand)]
-    pub mode: Mode,
+    mode: Mode,
 }
 
 /// Parses "30" (seconds) or a humantime duration ("90s", "5m", "250ms").
@@ -102,52 +102,56 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration ({e}); try 30 or 90s"))
 }
 
-/// Sets up logging from `RUST_LOG` (default `info`). Safe to call more than once.
+/// Sets up logging from `RUST_LOG` (default `info`), to stderr. Safe to call more than once.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr: stdout is for what a command prints (e.g. `spec`'s JSON).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+    tempest_server::logging::init();
 }
 
 /// Why the binary could not do what its command line asked.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
-    /// A `-c key=value` override or a name is malformed.
+    /// The command line or a `-c key=value` override is malformed.
     #[error("{0}")]
     BadArgument(String),
     /// The topology failed to run.
     #[error("{0}")]
     Run(#[from] RunError),
-    /// Talking to Nimbus failed.
+    /// Submitting failed.
+    #[cfg(feature = "submit")]
     #[error("{0}")]
-    Client(#[from] ClientError),
+    Submit(#[from] tempest_client::SubmitError),
     /// Worker mode failed.
+    #[cfg(feature = "cluster")]
     #[error("{0}")]
-    Worker(#[from] WorkerError),
-    /// Something local failed (runtime, own executable).
+    Worker(#[from] tempest_runtime::cluster::WorkerError),
+    /// Something local failed (the runtime, this executable).
     #[error("{0}")]
     Local(String),
 }
 
-/// Parses the command line and runs `topology` in the chosen mode.
+/// Parses this process's command line and runs `topology` in the chosen mode.
 pub fn main(topology: Topology) -> ExitCode {
-    init_tracing();
-    let cli = Cli::parse();
-    match run(topology, cli.mode) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match run(topology, args) {
         Ok(_) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     }
 }
 
-/// Runs `topology` in `mode`, printing a summary at the end; errors are logged and returned.
-pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError> {
+/// Runs `topology` in the mode `args` give (`["local", "--duration", "30"]`: a mode and its
+/// flags, without the program name), printing a summary at the end; errors are logged and
+/// returned. `--help` and a malformed command line print clap's message and exit the process.
+pub fn run<I, S>(mut topology: Topology, args: I) -> Result<LocalReport, EntryError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString> + Clone,
+{
     init_tracing();
-    match mode {
+    let program = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| topology.name().into());
+    let cli = Cli::parse_from(std::iter::once(program).chain(args.into_iter().map(Into::into)));
+    match cli.mode {
         Mode::Local(args) => {
             if let Err(e) = apply_overrides(topology.config_mut(), &args.config) {
                 tracing::error!("{e}");
@@ -184,6 +188,7 @@ pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError
             }
             Err(e) => Err(EntryError::Local(e.to_string())),
         },
+        #[cfg(feature = "submit")]
         Mode::Submit(args) => {
             let result = runtime().and_then(|rt| rt.block_on(submit(topology, args)));
             match result {
@@ -199,7 +204,9 @@ pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError
                 }
             }
         }
+        #[cfg(feature = "cluster")]
         Mode::Worker(args) => {
+            use tempest_runtime::cluster::{run_worker, WorkerOptions};
             let opts = WorkerOptions {
                 assignment: args.assignment,
                 host: args.host,
@@ -224,6 +231,7 @@ pub fn run(mut topology: Topology, mode: Mode) -> Result<LocalReport, EntryError
     }
 }
 
+#[cfg(any(feature = "submit", feature = "cluster"))]
 fn runtime() -> Result<tokio::runtime::Runtime, EntryError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -235,27 +243,33 @@ fn apply_overrides(config: &mut Config, overrides: &[String]) -> Result<(), Entr
     for kv in overrides {
         config.set_from_str(kv).map_err(EntryError::BadArgument)?;
     }
-    Ok(())
+    let problems: Vec<String> = config.check().iter().map(ToString::to_string).collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EntryError::BadArgument(problems.join("; ")))
+    }
 }
 
-/// Uploads this executable and submits its topology.
-async fn submit(topology: Topology, args: SubmitArgs) -> Result<ActionResponse, EntryError> {
-    let name = args.name.unwrap_or_else(|| topology.name().to_string());
-    check_topology_name(&name).map_err(EntryError::BadArgument)?;
-    let mut config = Config::new();
-    if let Some(w) = args.workers {
-        config.set(TOPOLOGY_WORKERS, w);
-    }
-    apply_overrides(&mut config, &args.config)?;
-    let exe = std::env::current_exe()
+/// Submits this executable: the same checks and steps as `tempest submit`.
+#[cfg(feature = "submit")]
+async fn submit(
+    topology: Topology,
+    args: SubmitArgs,
+) -> Result<tempest_protocol::control::ActionResponse, EntryError> {
+    use tempest_client::{submit_overrides, NimbusClient, Submission};
+    let overrides =
+        submit_overrides(args.workers, &args.config).map_err(EntryError::BadArgument)?;
+    let binary = std::env::current_exe()
         .map_err(|e| EntryError::Local(format!("cannot find this executable: {e}")))?;
-    let client = NimbusClient::new(&args.nimbus, std::env::var(SECRET_ENV).ok())?;
-    let artifact = client.upload_artifact(&exe).await?;
-    let req = SubmitRequest {
-        name,
+    let secret = std::env::var(tempest_protocol::auth::SECRET_ENV).ok();
+    let client =
+        NimbusClient::new(&args.nimbus, secret).map_err(|e| EntryError::Submit(e.into()))?;
+    let submission = Submission {
+        binary,
+        name: args.name.unwrap_or_else(|| topology.name().to_string()),
         spec: topology.spec().clone(),
-        artifact,
-        config,
+        overrides,
     };
-    Ok(client.submit(&req).await?)
+    Ok(client.submit_topology(submission).await?.answer)
 }

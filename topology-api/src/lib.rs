@@ -7,48 +7,52 @@
 //! Tuple trees are tracked with Storm's XOR acker: emit from a spout with a message id, anchor
 //! bolt emits to their inputs, ack every input, and the spout's `ack` or `fail` is called once
 //! per message id.
-#![warn(missing_docs, unreachable_pub)]
+//!
+//! ## Features
+//! What the binary can do besides `local` (which it always can):
+//! - `cluster`: run as a worker of a cluster (`<binary> worker ...`, started by a supervisor);
+//! - `submit`: submit itself to Nimbus (`<binary> submit --nimbus URL`);
+//! - `ui`: serve the web UI and REST API in local mode (`<binary> local --ui PORT`).
+//!
+//! All are on by default; `default-features = false` gives a binary that only runs locally,
+//! with the fewest dependencies (see the README for what each costs).
 
-mod acker;
 mod builder;
-pub mod client;
-mod collector;
-mod component;
-pub mod config;
-pub mod control;
 pub mod entry;
-mod executor;
-mod grouping;
-mod local;
-mod metrics;
-pub mod monitor;
-pub mod spec;
-mod transfer;
-mod transport;
-mod tuple;
-pub mod validate;
-mod value;
-mod worker;
-mod worker_process;
 
 pub use async_trait::async_trait;
-pub use builder::{BoltDeclarer, Source, SpoutDeclarer, Topology, TopologyBuilder};
-pub use collector::{
-    BasicOutputCollector, EmitError, OutputCollector, SpoutOutputCollector, TaskStats,
+pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};
+pub use tempest_runtime::{
+    run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
+    ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, ExecutorError, FieldKey,
+    Fields, LocalOptions, LocalReport, OutputCollector, OutputDeclarer, RunError, Spout,
+    SpoutOutputCollector, TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError,
+    Value, Values, DEFAULT_STREAM, TICK_STREAM,
 };
-pub use component::{
-    BasicBolt, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout, TopologyContext,
-};
+
+/// Topology configuration: [`Config`] and the keys Tempest reads, with their defaults.
+pub mod config {
+    pub use tempest_protocol::config::*;
+}
+
+/// The serializable description of a topology, as Nimbus and the workers see it.
+pub mod spec {
+    pub use tempest_protocol::spec::*;
+}
+
+/// The checks `TopologyBuilder::build` (and `submit`) make.
+pub mod validate {
+    pub use tempest_protocol::validate::*;
+}
+
+/// Running as a worker of a cluster (what `<binary> worker` does).
+#[cfg(feature = "cluster")]
+pub mod cluster {
+    pub use tempest_runtime::cluster::*;
+}
+
 pub use config::Config;
-pub use executor::{ExecutorError, TaskReport, TopologyStatus};
-pub use grouping::{CustomGrouping, CustomGroupingFactory};
-pub use local::{run_local, run_local_blocking, LocalOptions, LocalReport};
-pub use metrics::MetricsBoard;
 pub use spec::{GroupingSpec, TopologySpec};
-pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
-pub use value::{Value, Values};
-pub use worker::{plan_executors, run_executors, ExecutorPlan, RunError};
-pub use worker_process::{run_worker, WorkerError, WorkerExit, WorkerOptions};
 
 /// Everything a topology author usually needs.
 pub mod prelude {

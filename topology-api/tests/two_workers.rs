@@ -7,13 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tempest_protocol::control::{Assignment, WorkerSlot};
+use tempest_protocol::spec::TaskLayout;
+use tempest_protocol::spec::{plan_executors, ExecutorPlan};
+use topology_api::cluster::{run_worker, WorkerOptions};
 use topology_api::config::{
     TOPOLOGY_EXECUTOR_RECEIVE_BUFFER_SIZE, TOPOLOGY_MAX_SPOUT_PENDING, TOPOLOGY_TRANSFER_BATCH_SIZE,
 };
-use topology_api::control::{Assignment, WorkerSlot};
 use topology_api::prelude::*;
-use topology_api::spec::TaskLayout;
-use topology_api::{plan_executors, run_worker, ExecutorPlan, WorkerOptions};
 
 const SENTENCES: [&str; 3] = ["a b c", "b c d", "the cow jumped"];
 const TOTAL: u64 = 3_000;

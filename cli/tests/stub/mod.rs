@@ -13,14 +13,14 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
-use topology_api::control::{
+use tempest_protocol::auth::SECRET_HEADER;
+use tempest_protocol::control::{
     ActionResponse, RebalanceRequest, SubmitRequest, TopologyList, TopologyState, TopologySummary,
-    SECRET_HEADER,
 };
 
 /// What the stub was sent.
 #[derive(Debug, Default)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// sha256 of each uploaded artifact, as computed from its content.
     pub uploads: Vec<String>,
     /// Each submission.
@@ -38,7 +38,7 @@ struct Stub {
 }
 
 /// A running stub Nimbus.
-pub struct StubNimbus {
+pub(crate) struct StubNimbus {
     /// Its base URL.
     pub url: String,
     /// What it was sent.
@@ -62,7 +62,7 @@ impl Stub {
 }
 
 /// Starts a stub that knows one topology, "wc", and requires `secret` if given.
-pub async fn start(secret: Option<&str>) -> StubNimbus {
+pub(crate) async fn start(secret: Option<&str>) -> StubNimbus {
     let stub = Stub {
         secret: secret.map(str::to_string),
         recorded: Arc::default(),
@@ -204,7 +204,7 @@ async fn rebalance(
 }
 
 /// A fresh, empty directory for one test (the CLI runs in it, so no stray ./tempest.toml).
-pub fn scratch_dir(test: &str) -> PathBuf {
+pub(crate) fn scratch_dir(test: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("cli-tests")
         .join(format!("{test}-{}", std::process::id()));
@@ -215,7 +215,7 @@ pub fn scratch_dir(test: &str) -> PathBuf {
 
 /// Runs the built `tempest` in `dir` with `args`, with no Nimbus or secret in its environment
 /// except those in `env`.
-pub async fn tempest(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) async fn tempest(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tempest"));
     cmd.args(args)
         .current_dir(dir)
@@ -233,7 +233,7 @@ pub async fn tempest(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)])
 }
 
 /// stdout and stderr as text.
-pub fn texts(out: &Output) -> (String, String) {
+pub(crate) fn texts(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

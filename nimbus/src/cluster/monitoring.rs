@@ -4,16 +4,16 @@ use super::{checked_name, Cluster, Core};
 use crate::state::{self, TopologyRecord};
 use axum::response::Response;
 use std::collections::{BTreeMap, HashMap};
-use tokio::time::Instant;
-use topology_api::control::stats::{pretty_duration, ComponentPage, Window};
-use topology_api::control::{
-    ActionResponse, ClusterSummary, RebalanceRequest, SupervisorList, TopologyDetails, TopologyList,
-};
-use topology_api::monitor::http::ApiError;
-use topology_api::monitor::{
+use tempest_monitor::http::ApiError;
+use tempest_monitor::{
     prometheus_text, MetricsHistory, Monitor, Snapshot, TaskHistory, TopologyMetrics,
 };
-use topology_api::spec::TaskLayout;
+use tempest_protocol::control::stats::{pretty_duration, ComponentPage, Window};
+use tempest_protocol::control::{
+    ActionResponse, ClusterSummary, RebalanceRequest, SupervisorList, TopologyDetails, TopologyList,
+};
+use tempest_protocol::spec::TaskLayout;
+use tokio::time::Instant;
 
 /// The histories of a topology no task of which has reported yet.
 static EMPTY: BTreeMap<u32, TaskHistory> = BTreeMap::new();
@@ -40,7 +40,7 @@ impl Cluster {
     }
 }
 
-#[topology_api::async_trait]
+#[async_trait::async_trait]
 impl Monitor for Cluster {
     /// `GET /api/v1/cluster/summary`.
     async fn cluster_summary(&self) -> ClusterSummary {

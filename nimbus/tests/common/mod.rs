@@ -6,19 +6,19 @@ use nimbus::{NimbusConfig, NimbusHandle};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tempest_client::{ClientError, NimbusClient};
+use tempest_protocol::config::TOPOLOGY_WORKERS;
+use tempest_protocol::control::{Assignment, SubmitRequest, SupervisorHeartbeat};
+use tempest_protocol::spec::TaskLayout;
+use tempest_protocol::{plan_executors, Config, TopologySpec};
 use tempfile::TempDir;
-use topology_api::client::{ClientError, NimbusClient};
-use topology_api::config::TOPOLOGY_WORKERS;
-use topology_api::control::{Assignment, SubmitRequest, SupervisorHeartbeat};
 use topology_api::prelude::*;
-use topology_api::spec::TaskLayout;
-use topology_api::{plan_executors, Config, TopologySpec};
 
 /// The cluster secret of test Nimbuses.
-pub const SECRET: &str = "test-secret";
+pub(crate) const SECRET: &str = "test-secret";
 
 /// A Nimbus in a temp dir, and a client for it.
-pub struct TestNimbus {
+pub(crate) struct TestNimbus {
     pub handle: Option<NimbusHandle>,
     pub client: NimbusClient,
     pub url: String,
@@ -27,12 +27,12 @@ pub struct TestNimbus {
 
 impl TestNimbus {
     /// Starts one with the default config (and [`SECRET`]), changed by `tweak`.
-    pub async fn start(tweak: impl FnOnce(&mut NimbusConfig)) -> Self {
+    pub(crate) async fn start(tweak: impl FnOnce(&mut NimbusConfig)) -> Self {
         Self::start_with_clock(tweak, nimbus::Clock::system()).await
     }
 
     /// [`TestNimbus::start`] with the metrics stamped by `clock`.
-    pub async fn start_with_clock(
+    pub(crate) async fn start_with_clock(
         tweak: impl FnOnce(&mut NimbusConfig),
         clock: nimbus::Clock,
     ) -> Self {
@@ -49,12 +49,12 @@ impl TestNimbus {
     }
 
     /// The data dir.
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("nimbus")
     }
 
     /// Files in the artifacts dir (temp files included).
-    pub fn artifact_files(&self) -> Vec<String> {
+    pub(crate) fn artifact_files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.data_dir().join("artifacts"))
             .expect("artifacts dir")
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -64,23 +64,23 @@ impl TestNimbus {
     }
 
     /// A client with another secret (or none).
-    pub fn client_with(&self, secret: Option<&str>) -> NimbusClient {
+    pub(crate) fn client_with(&self, secret: Option<&str>) -> NimbusClient {
         NimbusClient::new(&self.url, secret.map(String::from)).unwrap()
     }
 
     /// Uploads `bytes` as an artifact; returns its sha256.
-    pub async fn upload(&self, bytes: &[u8]) -> String {
+    pub(crate) async fn upload(&self, bytes: &[u8]) -> String {
         let path = self.dir.path().join(format!("binary-{}", bytes.len()));
         std::fs::write(&path, bytes).unwrap();
         self.client.upload_artifact(&path).await.expect("upload")
     }
 
     /// Uploads a small binary and submits `spec` as `name`.
-    pub async fn submit(
+    pub(crate) async fn submit(
         &self,
         name: &str,
         spec: TopologySpec,
-    ) -> topology_api::control::ActionResponse {
+    ) -> tempest_protocol::control::ActionResponse {
         let sha = self.upload(b"#!/bin/sh\necho a topology\n").await;
         self.client
             .submit(&submit_request(name, spec, &sha))
@@ -89,14 +89,14 @@ impl TestNimbus {
     }
 
     /// Stops it (the data dir stays).
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await.expect("clean shutdown");
         }
     }
 
     /// Starts a new Nimbus on the same data dir.
-    pub async fn restart(&mut self, tweak: impl FnOnce(&mut NimbusConfig)) {
+    pub(crate) async fn restart(&mut self, tweak: impl FnOnce(&mut NimbusConfig)) {
         self.stop().await;
         let mut config = config(self.dir.path());
         tweak(&mut config);
@@ -108,7 +108,7 @@ impl TestNimbus {
 }
 
 /// The test config: data dir under `dir`, the test secret.
-pub fn config(dir: &Path) -> NimbusConfig {
+pub(crate) fn config(dir: &Path) -> NimbusConfig {
     NimbusConfig {
         data_dir: dir.join("nimbus"),
         secret: Some(SECRET.to_string()),
@@ -150,7 +150,7 @@ impl BasicBolt for Count {
 
 /// A valid spec: spout "words" (2 executors) -> bolt "count" (3 executors, 4 tasks), plus one
 /// acker: 6 executors, 7 tasks.
-pub fn spec(workers: u64) -> TopologySpec {
+pub(crate) fn spec(workers: u64) -> TopologySpec {
     let mut b = TopologyBuilder::new("test");
     b.with_config(Config::new().with_workers(workers));
     b.set_spout("words", || Words, 2);
@@ -161,7 +161,7 @@ pub fn spec(workers: u64) -> TopologySpec {
 }
 
 /// A submit request.
-pub fn submit_request(name: &str, spec: TopologySpec, artifact: &str) -> SubmitRequest {
+pub(crate) fn submit_request(name: &str, spec: TopologySpec, artifact: &str) -> SubmitRequest {
     SubmitRequest {
         name: name.into(),
         spec,
@@ -171,7 +171,7 @@ pub fn submit_request(name: &str, spec: TopologySpec, artifact: &str) -> SubmitR
 }
 
 /// A heartbeat of supervisor `id` on host `host-<id>`.
-pub fn supervisor(id: &str, slots: &[u16]) -> SupervisorHeartbeat {
+pub(crate) fn supervisor(id: &str, slots: &[u16]) -> SupervisorHeartbeat {
     SupervisorHeartbeat {
         id: id.into(),
         host: format!("host-{id}"),
@@ -182,7 +182,11 @@ pub fn supervisor(id: &str, slots: &[u16]) -> SupervisorHeartbeat {
 }
 
 /// Polls `check` until it gives a value; panics after `within`.
-pub async fn eventually<T, Fut>(what: &str, within: Duration, mut check: impl FnMut() -> Fut) -> T
+pub(crate) async fn eventually<T, Fut>(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> Fut,
+) -> T
 where
     Fut: Future<Output = Option<T>>,
 {
@@ -199,7 +203,7 @@ where
 }
 
 /// A heartbeating task, stopped when dropped.
-pub struct Heartbeating(tokio::task::JoinHandle<()>);
+pub(crate) struct Heartbeating(tokio::task::JoinHandle<()>);
 
 impl Drop for Heartbeating {
     fn drop(&mut self) {
@@ -209,12 +213,12 @@ impl Drop for Heartbeating {
 
 impl Heartbeating {
     /// Runs `beats` until dropped.
-    pub fn spawn(beats: impl Future<Output = ()> + Send + 'static) -> Self {
+    pub(crate) fn spawn(beats: impl Future<Output = ()> + Send + 'static) -> Self {
         Heartbeating(tokio::spawn(beats))
     }
 }
 
-pub fn keep_heartbeating(client: &NimbusClient, hb: SupervisorHeartbeat) -> Heartbeating {
+pub(crate) fn keep_heartbeating(client: &NimbusClient, hb: SupervisorHeartbeat) -> Heartbeating {
     let client = client.clone();
     Heartbeating::spawn(async move {
         loop {
@@ -225,10 +229,11 @@ pub fn keep_heartbeating(client: &NimbusClient, hb: SupervisorHeartbeat) -> Hear
 }
 
 /// Checks every executor of the assignment's spec is assigned exactly once.
-pub fn assert_every_executor_once(a: &Assignment) {
+pub(crate) fn assert_every_executor_once(a: &Assignment) {
     let mut expected = plan_executors(&a.spec, &TaskLayout::of(&a.spec));
     let mut assigned: Vec<_> = a.workers.iter().flat_map(|w| w.executors.clone()).collect();
-    let key = |e: &topology_api::ExecutorPlan| (e.component.clone(), e.tasks.start, e.tasks.end);
+    let key =
+        |e: &tempest_protocol::ExecutorPlan| (e.component.clone(), e.tasks.start, e.tasks.end);
     expected.sort_by_key(key);
     assigned.sort_by_key(key);
     assert_eq!(assigned, expected, "every executor exactly once");
@@ -239,7 +244,7 @@ pub fn assert_every_executor_once(a: &Assignment) {
 }
 
 /// The HTTP status of a failed call, with its message.
-pub fn refused<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
+pub(crate) fn refused<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
     match r {
         Err(ClientError::Api {
             status, message, ..
@@ -249,6 +254,6 @@ pub fn refused<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
 }
 
 /// `topology.workers` of a spec.
-pub fn workers_of(spec: &TopologySpec) -> u64 {
+pub(crate) fn workers_of(spec: &TopologySpec) -> u64 {
     spec.config.u64_or(TOPOLOGY_WORKERS, 1).unwrap()
 }

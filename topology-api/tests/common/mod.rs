@@ -10,10 +10,10 @@ use topology_api::prelude::*;
 use topology_api::{run_local, LocalOptions, LocalReport, RunError};
 
 /// How long a topology may run before the test calls it a deadlock.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs `topology` in local mode until it ends by itself; panics on the deadline.
-pub async fn try_run(topology: &Topology) -> Result<LocalReport, RunError> {
+pub(crate) async fn try_run(topology: &Topology) -> Result<LocalReport, RunError> {
     let opts = LocalOptions::default();
     match tokio::time::timeout(DEADLINE, run_local(topology, opts)).await {
         Ok(r) => r,
@@ -25,20 +25,20 @@ pub async fn try_run(topology: &Topology) -> Result<LocalReport, RunError> {
 }
 
 /// Runs `topology` and expects it to end without error.
-pub async fn run(topology: &Topology) -> LocalReport {
+pub(crate) async fn run(topology: &Topology) -> LocalReport {
     try_run(topology)
         .await
         .unwrap_or_else(|e| panic!("topology {:?} failed: {e}", topology.name()))
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking bolt under test must not hide the results).
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One emit by a [`NumberSpout`].
 #[derive(Debug, Clone, Copy)]
-pub struct Emit {
+pub(crate) struct Emit {
     pub task: u32,
     pub id: u64,
     pub at: Instant,
@@ -50,7 +50,7 @@ pub struct Emit {
 
 /// What the runtime did to a [`NumberSpout`]'s tasks.
 #[derive(Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// Task ids seen in `open`.
     pub opened: Mutex<Vec<u32>>,
     pub emits: Mutex<Vec<Emit>>,
@@ -64,12 +64,12 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
     /// How many times each id was acked.
-    pub fn ack_counts(&self) -> BTreeMap<u64, usize> {
+    pub(crate) fn ack_counts(&self) -> BTreeMap<u64, usize> {
         let mut m = BTreeMap::new();
         for &(_, id, _) in lock(&self.acks).iter() {
             *m.entry(id).or_default() += 1;
@@ -78,7 +78,7 @@ impl Ledger {
     }
 
     /// How many times each id was failed.
-    pub fn fail_counts(&self) -> BTreeMap<u64, usize> {
+    pub(crate) fn fail_counts(&self) -> BTreeMap<u64, usize> {
         let mut m = BTreeMap::new();
         for &(_, id, _) in lock(&self.fails).iter() {
             *m.entry(id).or_default() += 1;
@@ -87,7 +87,7 @@ impl Ledger {
     }
 
     /// The task that emitted each id (every emit of an id must come from the same task).
-    pub fn emitter_of(&self) -> HashMap<u64, u32> {
+    pub(crate) fn emitter_of(&self) -> HashMap<u64, u32> {
         let mut m = HashMap::new();
         for e in lock(&self.emits).iter() {
             let prev = m.insert(e.id, e.task);
@@ -103,7 +103,7 @@ impl Ledger {
 
     /// Asserts every fail arrived less than `within` after the emit it failed: explicit fails
     /// must fail the tree at once, not when the message timeout expires.
-    pub fn assert_fails_within(&self, within: Duration) {
+    pub(crate) fn assert_fails_within(&self, within: Duration) {
         let emits = lock(&self.emits).clone();
         for &(_, id, failed_at) in lock(&self.fails).iter() {
             let emitted_at = emits
@@ -122,7 +122,7 @@ impl Ledger {
 
     /// Asserts every id in `0..n` was acked exactly once, on the task that emitted it, and that
     /// nothing anomalous happened.
-    pub fn assert_all_acked_once(&self, n: u64) {
+    pub(crate) fn assert_all_acked_once(&self, n: u64) {
         let anomalies = lock(&self.anomalies).clone();
         assert!(anomalies.is_empty(), "anomalies: {anomalies:#?}");
         let counts = self.ack_counts();
@@ -157,7 +157,7 @@ impl Ledger {
 /// emits the ids with `id % k == i`), one id per `next_tuple`. With `reliable`, each emit carries
 /// its id as message id and failed ids are replayed. Finished once it has nothing left to
 /// emit; the runtime then waits for the pending trees itself.
-pub struct NumberSpout {
+pub(crate) struct NumberSpout {
     pub n: u64,
     pub reliable: bool,
     pub fields: &'static [&'static str],
@@ -170,7 +170,7 @@ pub struct NumberSpout {
 
 impl NumberSpout {
     /// Emits `[id]` on the default stream with fields `["id"]`, reliably.
-    pub fn new(n: u64, ledger: &Arc<Ledger>) -> Self {
+    pub(crate) fn new(n: u64, ledger: &Arc<Ledger>) -> Self {
         NumberSpout {
             n,
             reliable: true,
@@ -184,13 +184,13 @@ impl NumberSpout {
     }
 
     /// Emits without message ids.
-    pub fn unreliable(mut self) -> Self {
+    pub(crate) fn unreliable(mut self) -> Self {
         self.reliable = false;
         self
     }
 
     /// Emits `payload(id)` with these fields.
-    pub fn with_payload(
+    pub(crate) fn with_payload(
         mut self,
         fields: &'static [&'static str],
         payload: fn(u64) -> Values,
@@ -278,16 +278,16 @@ impl Spout for NumberSpout {
 }
 
 /// What a [`Recorder`] saw: (task id, the "id" field).
-pub type Seen = Arc<Mutex<Vec<(u32, u64)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(u32, u64)>>>;
 
 /// Records the `id` field of every input with its own task id, and acks it.
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub seen: Seen,
     task: u32,
 }
 
 impl Recorder {
-    pub fn new(seen: &Seen) -> Self {
+    pub(crate) fn new(seen: &Seen) -> Self {
         Recorder {
             seen: seen.clone(),
             task: 0,
@@ -311,7 +311,7 @@ impl Bolt for Recorder {
 }
 
 /// How many times each id was seen.
-pub fn id_counts(seen: &Seen) -> BTreeMap<u64, usize> {
+pub(crate) fn id_counts(seen: &Seen) -> BTreeMap<u64, usize> {
     let mut m = BTreeMap::new();
     for &(_, id) in lock(seen).iter() {
         *m.entry(id).or_default() += 1;

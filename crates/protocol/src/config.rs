@@ -1,0 +1,434 @@
+//! Topology configuration: a map of Storm-style dotted keys to JSON values, with typed accessors,
+//! and the table of every key Tempest reads (type, default, meaning), against which a topology's
+//! keys are checked when it is built and submitted.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// Number of worker processes the topology asks for in a cluster (local mode runs one).
+pub const TOPOLOGY_WORKERS: &str = "topology.workers";
+/// Number of acker tasks; 0 turns tracking off (every spout tuple is acked at once).
+pub const TOPOLOGY_ACKER_EXECUTORS: &str = "topology.acker.executors";
+/// Seconds after which an incomplete tuple tree is failed back to its spout.
+pub const TOPOLOGY_MESSAGE_TIMEOUT_SECS: &str = "topology.message.timeout.secs";
+/// Maximum tracked tuple trees in flight per spout task.
+pub const TOPOLOGY_MAX_SPOUT_PENDING: &str = "topology.max.spout.pending";
+/// Seconds between tick tuples sent to each bolt task; absent or 0 sends none.
+pub const TOPOLOGY_TICK_TUPLE_FREQ_SECS: &str = "topology.tick.tuple.freq.secs";
+/// Log every emitted tuple at info level.
+pub const TOPOLOGY_DEBUG: &str = "topology.debug";
+/// Capacity of each executor's input queue, in batches.
+pub const TOPOLOGY_EXECUTOR_RECEIVE_BUFFER_SIZE: &str = "topology.executor.receive.buffer.size";
+/// Maximum tuples in one batch between two tasks.
+pub const TOPOLOGY_TRANSFER_BATCH_SIZE: &str = "topology.transfer.batch.size";
+/// Longest time, in microseconds, a tuple waits in a partly filled batch of a busy executor.
+pub const TOPOLOGY_BATCH_FLUSH_MICROS: &str = "topology.batch.flush.micros";
+
+/// How long, in microseconds, an idle spout keeps polling `next_tuple` before sleeping 1 ms.
+pub const TOPOLOGY_SPOUT_SPIN_MICROS: &str = "topology.spout.spin.micros";
+
+/// The type of a known key's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A non-negative integer.
+    Count,
+    /// `true` or `false`.
+    Bool,
+    /// Any number.
+    Number,
+    /// A string.
+    Text,
+}
+
+/// A config key Tempest reads: its name, type, default and meaning (the README's table).
+#[derive(Debug, Clone, Copy)]
+pub struct KnownKey {
+    /// The key.
+    pub name: &'static str,
+    /// The type of its value.
+    pub kind: KeyKind,
+    /// Its default, as the README shows it.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    kind: KeyKind,
+    default: &'static str,
+    doc: &'static str,
+) -> KnownKey {
+    KnownKey {
+        name,
+        kind,
+        default,
+        doc,
+    }
+}
+
+/// Every key Tempest reads, its type, its default, and what it does.
+pub const KNOWN_KEYS: &[KnownKey] = &[
+    key(
+        TOPOLOGY_WORKERS,
+        KeyKind::Count,
+        "1",
+        "worker processes requested in a cluster; local mode runs one",
+    ),
+    key(
+        TOPOLOGY_ACKER_EXECUTORS,
+        KeyKind::Count,
+        "1",
+        "acker tasks; 0 turns tuple tracking off (spout tuples are acked at once)",
+    ),
+    key(
+        TOPOLOGY_MESSAGE_TIMEOUT_SECS,
+        KeyKind::Count,
+        "30",
+        "seconds before an incomplete tuple tree is failed and replayed",
+    ),
+    key(
+        TOPOLOGY_MAX_SPOUT_PENDING,
+        KeyKind::Count,
+        "5000",
+        "tracked tuple trees in flight per spout task (bounds memory and latency)",
+    ),
+    key(
+        TOPOLOGY_TICK_TUPLE_FREQ_SECS,
+        KeyKind::Count,
+        "none",
+        "seconds between tick tuples to each bolt task (per component)",
+    ),
+    key(
+        TOPOLOGY_DEBUG,
+        KeyKind::Bool,
+        "false",
+        "log every emitted tuple (per component)",
+    ),
+    key(
+        TOPOLOGY_EXECUTOR_RECEIVE_BUFFER_SIZE,
+        KeyKind::Count,
+        "64",
+        "capacity of an executor's input queue, in batches",
+    ),
+    key(
+        TOPOLOGY_TRANSFER_BATCH_SIZE,
+        KeyKind::Count,
+        "128",
+        "most tuples per batch between two tasks",
+    ),
+    key(
+        TOPOLOGY_BATCH_FLUSH_MICROS,
+        KeyKind::Count,
+        "500",
+        "longest wait of a tuple in a partly filled batch of a busy executor",
+    ),
+    key(
+        TOPOLOGY_SPOUT_SPIN_MICROS,
+        KeyKind::Count,
+        "200 (local), 0 (workers)",
+        "how long an idle spout keeps polling next_tuple before sleeping 1 ms: low latency for one process, but it takes a core, so cluster workers do not spin",
+    ),
+];
+
+/// The known key of this name.
+pub fn known_key(name: &str) -> Option<&'static KnownKey> {
+    KNOWN_KEYS.iter().find(|k| k.name == name)
+}
+
+/// The prefix of Tempest's own keys: a key under it must be a known one.
+pub const TOPOLOGY_PREFIX: &str = "topology.";
+
+/// A config key or value Tempest cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KeyError {
+    /// A `topology.` key Tempest does not know (a typo, most likely).
+    #[error("unknown config key {key:?}{}", suggestion.as_ref().map(|s| format!("; did you mean {s:?}?")).unwrap_or_default())]
+    Unknown {
+        /// The key.
+        key: String,
+        /// The nearest known key, if one is near.
+        suggestion: Option<String>,
+    },
+    /// A key of the user's without a prefix of its own.
+    #[error("config key {key:?} has no prefix: keys of your own need one that is not \"topology.\" (e.g. \"myapp.{key}\")")]
+    NoPrefix {
+        /// The key.
+        key: String,
+    },
+    /// A known key with a value of the wrong type.
+    #[error("config key {key:?} must be {expected}, got {value}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// What it must be.
+        expected: &'static str,
+        /// What it is.
+        value: Json,
+    },
+}
+
+/// The known key nearest to `key`, if it is near: within a few edits (more for long keys), or
+/// one of the two is the start of the other (`topology.tick.tuple.freq`).
+fn nearest_known(key: &str) -> Option<String> {
+    let near = (key.len() / 5).max(3);
+    KNOWN_KEYS
+        .iter()
+        .map(|k| {
+            let prefix = k.name.starts_with(key) || key.starts_with(k.name);
+            let distance = strsim::damerau_levenshtein(key, k.name);
+            (if prefix { 0 } else { distance }, k.name)
+        })
+        .filter(|(d, _)| *d <= near)
+        .min()
+        .map(|(_, name)| name.to_string())
+}
+
+/// A topology's (or a component's) configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Config(BTreeMap<String, Json>);
+
+/// A configuration value of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("config key {key:?} must be {expected}, got {value}")]
+pub struct ConfigError {
+    key: String,
+    expected: &'static str,
+    value: Json,
+}
+
+impl Config {
+    /// An empty configuration (every key at its default).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a key.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Json>) -> &mut Self {
+        self.0.insert(key.into(), value.into());
+        self
+    }
+
+    /// Removes a key; its value if it was set.
+    pub fn remove(&mut self, key: &str) -> Option<Json> {
+        self.0.remove(key)
+    }
+
+    /// Parses `key=value` (value as JSON if it parses, else as a string) and sets it.
+    pub fn set_from_str(&mut self, assignment: &str) -> Result<&mut Self, String> {
+        let (k, v) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("config override {assignment:?} is not key=value"))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Json::String(v.to_string()));
+        Ok(self.set(k.trim(), value))
+    }
+
+    /// The raw value of a key.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.0.get(key)
+    }
+
+    /// All keys and values.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Json)> {
+        self.0.iter()
+    }
+
+    /// This configuration overlaid by `other`'s keys.
+    pub fn merged(&self, other: &Config) -> Config {
+        let mut m = self.clone();
+        m.0.extend(other.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        m
+    }
+
+    /// An unsigned integer key, or `default` when absent.
+    pub fn u64_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
+        match self.0.get(key) {
+            None | Some(Json::Null) => Ok(default),
+            Some(v) => v.as_u64().ok_or_else(|| ConfigError {
+                key: key.into(),
+                expected: "a non-negative integer",
+                value: v.clone(),
+            }),
+        }
+    }
+
+    /// A boolean key, or `default` when absent.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.0.get(key) {
+            None | Some(Json::Null) => Ok(default),
+            Some(v) => v.as_bool().ok_or_else(|| ConfigError {
+                key: key.into(),
+                expected: "true or false",
+                value: v.clone(),
+            }),
+        }
+    }
+
+    /// A float key, or `default` when absent.
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+        match self.0.get(key) {
+            None | Some(Json::Null) => Ok(default),
+            Some(v) => v.as_f64().ok_or_else(|| ConfigError {
+                key: key.into(),
+                expected: "a number",
+                value: v.clone(),
+            }),
+        }
+    }
+
+    /// A string key, if present and a string.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Json::as_str)
+    }
+
+    /// Checks every key: `topology.` keys must be known and of the right type, other keys need
+    /// a prefix of their own (`myapp.rate`). Returns every problem.
+    pub fn check(&self) -> Vec<KeyError> {
+        let mut problems = Vec::new();
+        for (k, v) in &self.0 {
+            if let Some(known) = known_key(k) {
+                let ok = match known.kind {
+                    KeyKind::Count => v.is_null() || v.is_u64(),
+                    KeyKind::Bool => v.is_null() || v.is_boolean(),
+                    KeyKind::Number => v.is_null() || v.is_number(),
+                    KeyKind::Text => v.is_null() || v.is_string(),
+                };
+                if !ok {
+                    problems.push(KeyError::WrongType {
+                        key: k.clone(),
+                        expected: match known.kind {
+                            KeyKind::Count => "a non-negative integer",
+                            KeyKind::Bool => "true or false",
+                            KeyKind::Number => "a number",
+                            KeyKind::Text => "a string",
+                        },
+                        value: v.clone(),
+                    });
+                }
+            } else if k.starts_with(TOPOLOGY_PREFIX) {
+                problems.push(KeyError::Unknown {
+                    key: k.clone(),
+                    suggestion: nearest_known(k),
+                });
+            } else if !k
+                .split_once('.')
+                .is_some_and(|(p, rest)| !p.is_empty() && !rest.is_empty())
+            {
+                // A misspelt prefix ("topolgy.workers") is a prefix of its own: say what is near.
+                problems.push(KeyError::NoPrefix { key: k.clone() });
+            }
+        }
+        problems
+    }
+
+    /// Builder-style setters for the common keys.
+    pub fn with_workers(mut self, n: u64) -> Self {
+        self.set(TOPOLOGY_WORKERS, n);
+        self
+    }
+    /// Sets `topology.acker.executors`.
+    pub fn with_ackers(mut self, n: u64) -> Self {
+        self.set(TOPOLOGY_ACKER_EXECUTORS, n);
+        self
+    }
+    /// Sets `topology.message.timeout.secs`.
+    pub fn with_message_timeout_secs(mut self, secs: u64) -> Self {
+        self.set(TOPOLOGY_MESSAGE_TIMEOUT_SECS, secs);
+        self
+    }
+    /// Sets `topology.max.spout.pending`.
+    pub fn with_max_spout_pending(mut self, n: u64) -> Self {
+        self.set(TOPOLOGY_MAX_SPOUT_PENDING, n);
+        self
+    }
+    /// Sets `topology.tick.tuple.freq.secs`.
+    pub fn with_tick_freq_secs(mut self, secs: u64) -> Self {
+        self.set(TOPOLOGY_TICK_TUPLE_FREQ_SECS, secs);
+        self
+    }
+    /// Sets `topology.debug`.
+    pub fn with_debug(mut self, on: bool) -> Self {
+        self.set(TOPOLOGY_DEBUG, on);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_json_or_string() {
+        let mut c = Config::new();
+        c.set_from_str("topology.workers=3").unwrap();
+        c.set_from_str("my.name=hello").unwrap();
+        assert_eq!(c.u64_or(TOPOLOGY_WORKERS, 1).unwrap(), 3);
+        assert_eq!(c.str("my.name"), Some("hello"));
+        assert!(c.set_from_str("novalue").is_err());
+    }
+
+    #[test]
+    fn readme_documents_every_key_with_its_default() {
+        let readme = include_str!("../../../README.md");
+        for k in KNOWN_KEYS {
+            let row = format!("| `{}` | {} |", k.name, k.default);
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+        let documented = readme.matches("| `topology.").count();
+        assert_eq!(
+            documented,
+            KNOWN_KEYS.len(),
+            "README documents keys the code does not know"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let mut c = Config::new();
+        c.set(TOPOLOGY_MAX_SPOUT_PENDING, "lots");
+        let e = c
+            .u64_or(TOPOLOGY_MAX_SPOUT_PENDING, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("topology.max.spout.pending"), "{e}");
+        assert!(e.contains("lots"), "{e}");
+        let problems = c.check();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].to_string().contains("non-negative integer"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn misspelt_keys_are_refused_with_the_nearest_known_one() {
+        let mut c = Config::new();
+        c.set("topology.max.spout.pendng", 10);
+        c.set("topology.no.such.thing", 1);
+        c.set("rate", 5);
+        c.set("myapp.rate", 5);
+        c.set(TOPOLOGY_DEBUG, true);
+        let problems: Vec<String> = c.check().iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains(
+                "\"topology.max.spout.pendng\"; did you mean \"topology.max.spout.pending\"?"
+            )),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "unknown config key \"topology.no.such.thing\""),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("\"rate\" has no prefix")),
+            "{problems:?}"
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Checks a topology spec before it runs: every problem is reported, each naming its culprit.
+//! Used by the builder and (for submitted specs) by Nimbus.
+
+use crate::spec::{ComponentKind, GroupingSpec, TopologySpec};
+use petgraph::graph::NodeIndex;
+use std::collections::HashSet;
+use std::fmt;
+
+/// One problem in a topology.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TopologyError {
+    /// The topology has no spout.
+    #[error("topology {topology:?} has no spout; add one with set_spout")]
+    NoSpout {
+        /// The topology name.
+        topology: String,
+    },
+    /// Two components share an id.
+    #[error("component id {id:?} is used twice; component ids must be unique")]
+    DuplicateComponent {
+        /// The id.
+        id: String,
+    },
+    /// Ids must be non-empty and not start with `__` (reserved for system components).
+    #[error(
+        "component id {id:?} is not allowed: ids must be non-empty and must not start with \"__\""
+    )]
+    ReservedId {
+        /// The id.
+        id: String,
+    },
+    /// Parallelism or number of tasks is zero.
+    #[error("component {id:?} has {what} 0; it must be at least 1")]
+    ZeroParallelism {
+        /// The component.
+        id: String,
+        /// "parallelism" or "num_tasks".
+        what: &'static str,
+    },
+    /// A bolt subscribes to nothing.
+    #[error("bolt {bolt:?} has no inputs; subscribe it with a grouping (e.g. shuffle_grouping)")]
+    BoltWithoutInputs {
+        /// The bolt.
+        bolt: String,
+    },
+    /// A spout has inputs (only possible in a hand-written spec).
+    #[error("spout {spout:?} has inputs; only bolts subscribe to streams")]
+    SpoutWithInputs {
+        /// The spout.
+        spout: String,
+    },
+    /// A subscription names a component that does not exist.
+    #[error("bolt {bolt:?} subscribes to unknown component {source_component:?}; known components: {known:?}")]
+    UnknownComponent {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The missing component.
+        source_component: String,
+        /// The ids that exist.
+        known: Vec<String>,
+    },
+    /// A subscription names a stream the component does not declare.
+    #[error("bolt {bolt:?} subscribes to stream {stream:?} of {source_component:?}, which declares only {declared:?}")]
+    UnknownStream {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The producer.
+        source_component: String,
+        /// The missing stream.
+        stream: String,
+        /// The streams it declares.
+        declared: Vec<String>,
+    },
+    /// A fields or partial-key grouping names an undeclared field.
+    #[error("{grouping} grouping of bolt {bolt:?} on {field:?}: stream {stream:?} of {source_component:?} declares {declared:?}")]
+    UnknownGroupingField {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The producer.
+        source_component: String,
+        /// The stream.
+        stream: String,
+        /// The grouping kind.
+        grouping: &'static str,
+        /// The missing field.
+        field: String,
+        /// The declared fields.
+        declared: Vec<String>,
+    },
+    /// A fields grouping with no fields.
+    #[error("{grouping} grouping of bolt {bolt:?} on {source_component:?} names no fields")]
+    EmptyGroupingFields {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The producer.
+        source_component: String,
+        /// The grouping kind.
+        grouping: &'static str,
+    },
+    /// Direct grouping on a stream not declared direct.
+    #[error("bolt {bolt:?} uses direct grouping on stream {stream:?} of {source_component:?}, which is not declared direct (use declare_direct_stream)")]
+    DirectGroupingOnNonDirectStream {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The producer.
+        source_component: String,
+        /// The stream.
+        stream: String,
+    },
+    /// A non-direct grouping on a direct stream.
+    #[error("bolt {bolt:?} uses {grouping} grouping on direct stream {stream:?} of {source_component:?}; direct streams need direct grouping")]
+    NonDirectGroupingOnDirectStream {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The producer.
+        source_component: String,
+        /// The stream.
+        stream: String,
+        /// The grouping used.
+        grouping: String,
+    },
+    /// A custom grouping name without a registered factory.
+    #[error("bolt {bolt:?} uses custom grouping {name:?}, which is not registered")]
+    UnknownCustomGrouping {
+        /// The subscribing bolt.
+        bolt: String,
+        /// The grouping name.
+        name: String,
+    },
+    /// The component graph has a cycle.
+    #[error("the topology has a cycle: {}", path.join(" -> "))]
+    Cycle {
+        /// The components on the cycle, the first repeated at the end.
+        path: Vec<String>,
+    },
+    /// More tasks than a topology may have.
+    #[error("the topology has {total} tasks; at most {max} are allowed")]
+    TooManyTasks {
+        /// Tasks asked for (all components).
+        total: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A config key is unknown, has no prefix, or has a value of the wrong type.
+    #[error("config of {scope}: {message}")]
+    BadConfig {
+        /// "topology" or the component id.
+        scope: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// All the problems of an invalid topology.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologyErrors(pub Vec<TopologyError>);
+
+impl fmt::Display for TopologyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid topology ({} problem", self.0.len())?;
+        if self.0.len() != 1 {
+            write!(f, "s")?;
+        }
+        write!(f, "):")?;
+        for e in &self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TopologyErrors {}
+
+/// Most tasks a topology may have (task tables are sized by it).
+pub const MAX_TASKS: u64 = 100_000;
+
+/// Checks `spec`; returns every problem found.
+pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
+    let mut errs = Vec::new();
+    if !spec
+        .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Spout)
+    {
+        errs.push(TopologyError::NoSpout {
+            topology: spec.name.clone(),
+        });
+    }
+    let mut seen = HashSet::new();
+    for c in &spec.components {
+        if !seen.insert(c.id.as_str()) {
+            let e = TopologyError::DuplicateComponent { id: c.id.clone() };
+            if !errs.contains(&e) {
+                errs.push(e);
+            }
+        }
+        if c.id.is_empty() || c.id.starts_with("__") {
+            errs.push(TopologyError::ReservedId { id: c.id.clone() });
+        }
+        if c.parallelism == 0 {
+            errs.push(TopologyError::ZeroParallelism {
+                id: c.id.clone(),
+                what: "parallelism",
+            });
+        } else if c.num_tasks == 0 {
+            errs.push(TopologyError::ZeroParallelism {
+                id: c.id.clone(),
+                what: "num_tasks",
+            });
+        }
+        match c.kind {
+            ComponentKind::Bolt if c.inputs.is_empty() => {
+                errs.push(TopologyError::BoltWithoutInputs { bolt: c.id.clone() })
+            }
+            ComponentKind::Spout if !c.inputs.is_empty() => {
+                errs.push(TopologyError::SpoutWithInputs {
+                    spout: c.id.clone(),
+                })
+            }
+            _ => {}
+        }
+        for input in &c.inputs {
+            check_input(spec, &c.id, input, &mut errs);
+        }
+        // The component's own overrides only: a bad topology-wide value is reported once below.
+        for e in c.config.check() {
+            errs.push(TopologyError::BadConfig {
+                scope: c.id.clone(),
+                message: e.to_string(),
+            });
+        }
+    }
+    for e in spec.config.check() {
+        errs.push(TopologyError::BadConfig {
+            scope: "topology".into(),
+            message: e.to_string(),
+        });
+    }
+    let total: u64 = spec.components.iter().map(|c| u64::from(c.num_tasks)).sum();
+    if total > MAX_TASKS {
+        errs.push(TopologyError::TooManyTasks {
+            total,
+            max: MAX_TASKS,
+        });
+    }
+    let ids_unique = seen.len() == spec.components.len();
+    if let Some(path) = find_cycle(spec).filter(|_| ids_unique) {
+        errs.push(TopologyError::Cycle { path });
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(TopologyErrors(errs))
+    }
+}
+
+fn check_input(
+    spec: &TopologySpec,
+    bolt: &str,
+    input: &crate::spec::InputSpec,
+    errs: &mut Vec<TopologyError>,
+) {
+    let Some(source) = spec.component(&input.component) else {
+        errs.push(TopologyError::UnknownComponent {
+            bolt: bolt.into(),
+            source_component: input.component.clone(),
+            known: spec.components.iter().map(|c| c.id.clone()).collect(),
+        });
+        return;
+    };
+    let Some(stream) = source.streams.get(&input.stream) else {
+        errs.push(TopologyError::UnknownStream {
+            bolt: bolt.into(),
+            source_component: input.component.clone(),
+            stream: input.stream.clone(),
+            declared: source.streams.keys().cloned().collect(),
+        });
+        return;
+    };
+    let (grouping, fields) = match &input.grouping {
+        GroupingSpec::Fields { fields } => ("fields", fields),
+        GroupingSpec::PartialKey { fields } => ("partial key", fields),
+        _ => ("", &Vec::new()),
+    };
+    if !grouping.is_empty() && fields.is_empty() {
+        errs.push(TopologyError::EmptyGroupingFields {
+            bolt: bolt.into(),
+            source_component: input.component.clone(),
+            grouping,
+        });
+    }
+    for field in fields {
+        if !stream.fields.contains(field) {
+            errs.push(TopologyError::UnknownGroupingField {
+                bolt: bolt.into(),
+                source_component: input.component.clone(),
+                stream: input.stream.clone(),
+                grouping,
+                field: field.clone(),
+                declared: stream.fields.clone(),
+            });
+        }
+    }
+    let is_direct = input.grouping == GroupingSpec::Direct;
+    if is_direct && !stream.direct {
+        errs.push(TopologyError::DirectGroupingOnNonDirectStream {
+            bolt: bolt.into(),
+            source_component: input.component.clone(),
+            stream: input.stream.clone(),
+        });
+    } else if !is_direct && stream.direct {
+        errs.push(TopologyError::NonDirectGroupingOnDirectStream {
+            bolt: bolt.into(),
+            source_component: input.component.clone(),
+            stream: input.stream.clone(),
+            grouping: input.grouping.label(),
+        });
+    }
+}
+
+/// A cycle in the component graph, as a path of ids that starts and ends at the same component.
+fn find_cycle(spec: &TopologySpec) -> Option<Vec<String>> {
+    let g = spec.graph();
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        let start = scc[0];
+        let self_loop = g.contains_edge(start, start);
+        if scc.len() == 1 && !self_loop {
+            continue;
+        }
+        // Walk inside the strongly connected component from `start` back to it.
+        let members: HashSet<NodeIndex> = scc.iter().copied().collect();
+        let mut path = vec![start];
+        let mut visited = HashSet::from([start]);
+        if walk_back(&g, start, &members, &mut path, &mut visited) {
+            let mut names: Vec<String> = path.iter().map(|&n| g[n].clone()).collect();
+            names.push(g[start].clone());
+            return Some(names);
+        }
+    }
+    None
+}
+
+fn walk_back<N, E>(
+    g: &petgraph::graph::DiGraph<N, E>,
+    start: NodeIndex,
+    members: &HashSet<NodeIndex>,
+    path: &mut Vec<NodeIndex>,
+    visited: &mut HashSet<NodeIndex>,
+) -> bool {
+    let at = *path.last().expect("path starts non-empty");
+    let mut next: Vec<NodeIndex> = g.neighbors(at).filter(|n| members.contains(n)).collect();
+    next.sort();
+    for n in next {
+        if n == start {
+            return true;
+        }
+        if visited.insert(n) {
+            path.push(n);
+            if walk_back(g, start, members, path, visited) {
+                return true;
+            }
+            path.pop();
+        }
+    }
+    false
+}

@@ -1,0 +1,230 @@
+//! Storm's XOR acker: tracks every tuple tree in 64 bits per tree.
+//!
+//! A spout tuple gets a random root id; every anchored edge of its tree gets a random edge id.
+//! The spout sends `Init(root, xor of its edges)`; acking a tuple sends `Ack(root, its edge id xor
+//! the ids of the children anchored to it)`. Every edge id thus enters the XOR exactly twice, once
+//! when created and once when acked, and the value reaches zero exactly when the whole tree is
+//! acked. Trees are assigned to acker tasks by root id, so ackers share no state.
+
+use crate::transfer::{AckerMsg, Inbox, Outbox, Payload, Transfer, TreeOutcome};
+use rustc_hash::FxHashMap;
+use std::time::Duration;
+
+#[derive(Debug, Default)]
+struct Entry {
+    val: u64,
+    spout_task: Option<u32>,
+    failed: bool,
+}
+
+/// The acker's table of open trees, in two generations: entries that see no completion within one
+/// to two message timeouts are dropped (the spout has failed them on its own clock by then).
+#[derive(Debug, Default)]
+pub(crate) struct AckerState {
+    current: FxHashMap<u64, Entry>,
+    previous: FxHashMap<u64, Entry>,
+}
+
+impl AckerState {
+    /// Applies one message; returns the spout task and outcome if the tree is now decided.
+    pub(crate) fn apply(&mut self, msg: AckerMsg) -> Option<(u32, TreeOutcome)> {
+        let root = match msg {
+            AckerMsg::Init { root, .. } | AckerMsg::Ack { root, .. } | AckerMsg::Fail { root } => {
+                root
+            }
+        };
+        let entry = match self.previous.remove(&root) {
+            Some(e) => self.current.entry(root).or_insert(e),
+            None => self.current.entry(root).or_default(),
+        };
+        match msg {
+            AckerMsg::Init {
+                xor, spout_task, ..
+            } => {
+                entry.val ^= xor;
+                entry.spout_task = Some(spout_task);
+            }
+            AckerMsg::Ack { xor, .. } => entry.val ^= xor,
+            AckerMsg::Fail { .. } => entry.failed = true,
+        }
+        let spout_task = entry.spout_task?;
+        let outcome = if entry.failed {
+            TreeOutcome::Failed { root }
+        } else if entry.val == 0 {
+            TreeOutcome::Acked { root }
+        } else {
+            return None;
+        };
+        self.current.remove(&root);
+        Some((spout_task, outcome))
+    }
+
+    /// Drops the trees that have been open for more than one rotation period.
+    pub(crate) fn rotate(&mut self) -> usize {
+        let expired = self.previous.len();
+        self.previous = std::mem::take(&mut self.current);
+        expired
+    }
+
+    /// Number of open trees.
+    pub(crate) fn open(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
+
+/// Runs one acker executor until every producer of its queue has finished.
+pub(crate) async fn run_acker(
+    mut inbox: Inbox,
+    transfer: Transfer,
+    mut outbox: Outbox,
+    timeout: Duration,
+) {
+    let mut state = AckerState::default();
+    let mut rotate = tokio::time::interval_at(tokio::time::Instant::now() + timeout, timeout);
+    loop {
+        tokio::select! {
+            env = inbox.recv() => {
+                let Some(env) = env else { break };
+                if let Payload::Acker(msgs) = env.payload {
+                    for m in msgs {
+                        if let Some((task, outcome)) = state.apply(m) {
+                            outbox.push_outcome(task, outcome);
+                        }
+                    }
+                }
+                // Keep reading while batches are queued; flush once the queue is empty.
+                if !inbox.is_empty() && outbox.ready.is_empty() {
+                    continue;
+                }
+                outbox.flush();
+                for env in outbox.ready.drain(..) {
+                    // A spout task that has shut down no longer needs its outcomes.
+                    let _ = transfer.send(env).await;
+                }
+            }
+            _ = rotate.tick() => {
+                let expired = state.rotate();
+                if expired > 0 {
+                    tracing::debug!(expired, open = state.open(), "acker dropped expired tuple trees");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random tuple tree: node 0 is the spout; `parent[i]` is node i's parent (< i).
+    /// Every non-spout node is a tuple delivered over an edge with a random id.
+    fn messages(parents: &[usize], edge_ids: &[u64], root: u64) -> Vec<AckerMsg> {
+        let n = parents.len() + 1;
+        let mut children_xor = vec![0u64; n];
+        for (i, &p) in parents.iter().enumerate() {
+            children_xor[p] ^= edge_ids[i];
+        }
+        let mut msgs = vec![AckerMsg::Init {
+            root,
+            xor: children_xor[0],
+            spout_task: 7,
+        }];
+        for i in 0..parents.len() {
+            msgs.push(AckerMsg::Ack {
+                root,
+                xor: edge_ids[i] ^ children_xor[i + 1],
+            });
+        }
+        msgs
+    }
+
+    fn tree() -> impl Strategy<Value = (Vec<usize>, Vec<u64>)> {
+        (1usize..40).prop_flat_map(|n| {
+            let parents = (0..n).map(|i| 0..=i).collect::<Vec<_>>();
+            (parents, proptest::collection::vec(any::<u64>(), n))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn completes_exactly_when_every_edge_is_acked(
+            (parents, ids) in tree(), order_seed in any::<u64>(), root in any::<u64>()
+        ) {
+            let mut msgs = messages(&parents, &ids, root);
+            fastrand::Rng::with_seed(order_seed).shuffle(&mut msgs);
+            let mut acker = AckerState::default();
+            let last = msgs.len() - 1;
+            for (i, m) in msgs.into_iter().enumerate() {
+                let out = acker.apply(m);
+                if i == last {
+                    prop_assert_eq!(out, Some((7, TreeOutcome::Acked { root })));
+                } else {
+                    prop_assert_eq!(out, None, "completed early at message {} of {}", i, last);
+                }
+            }
+            prop_assert_eq!(acker.open(), 0);
+        }
+
+        #[test]
+        fn a_fail_anywhere_fails_the_root_once(
+            (parents, ids) in tree(), order_seed in any::<u64>(), fail_at in any::<prop::sample::Index>()
+        ) {
+            let root = 42;
+            let mut msgs = messages(&parents, &ids, root);
+            let victim = 1 + fail_at.index(msgs.len() - 1);
+            msgs[victim] = AckerMsg::Fail { root };
+            fastrand::Rng::with_seed(order_seed).shuffle(&mut msgs);
+            let mut acker = AckerState::default();
+            let outcomes: Vec<_> = msgs.into_iter().filter_map(|m| acker.apply(m)).collect();
+            prop_assert_eq!(outcomes, vec![(7, TreeOutcome::Failed { root })]);
+        }
+
+        #[test]
+        fn late_acks_after_completion_are_ignored(
+            (parents, ids) in tree(), replay_seed in any::<u64>()
+        ) {
+            let root = 9;
+            let msgs = messages(&parents, &ids, root);
+            let mut acker = AckerState::default();
+            let outcomes: Vec<_> = msgs.iter().filter_map(|m| acker.apply(*m)).collect();
+            prop_assert_eq!(outcomes.len(), 1);
+            // Duplicated acks and fails (e.g. a replayed batch) arrive after the tree completed.
+            let mut rng = fastrand::Rng::with_seed(replay_seed);
+            for m in msgs.iter().skip(1) {
+                if rng.bool() {
+                    prop_assert_eq!(acker.apply(*m), None);
+                }
+            }
+            prop_assert_eq!(acker.apply(AckerMsg::Fail { root }), None);
+        }
+    }
+
+    #[test]
+    fn fail_before_init_fails_on_init() {
+        let mut a = AckerState::default();
+        assert_eq!(a.apply(AckerMsg::Fail { root: 1 }), None);
+        assert_eq!(
+            a.apply(AckerMsg::Init {
+                root: 1,
+                xor: 5,
+                spout_task: 3
+            }),
+            Some((3, TreeOutcome::Failed { root: 1 }))
+        );
+    }
+
+    #[test]
+    fn open_trees_expire_after_two_rotations() {
+        let mut a = AckerState::default();
+        a.apply(AckerMsg::Init {
+            root: 1,
+            xor: 5,
+            spout_task: 3,
+        });
+        assert_eq!(a.rotate(), 0);
+        assert_eq!(a.open(), 1);
+        assert_eq!(a.rotate(), 1);
+        assert_eq!(a.open(), 0);
+    }
+}

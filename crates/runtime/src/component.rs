@@ -1,0 +1,213 @@
+//! The traits topology authors implement: [`Spout`], [`Bolt`] and [`BasicBolt`], and what the
+//! runtime hands them ([`TopologyContext`], [`OutputDeclarer`]).
+
+use crate::collector::{BasicOutputCollector, OutputCollector, SpoutOutputCollector};
+use crate::tuple::{Tuple, DEFAULT_STREAM};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use tempest_protocol::config::Config;
+use tempest_protocol::spec::{StreamSpec, TaskLayout, TopologySpec};
+
+/// The error type components return: any error, boxed.
+pub type ComponentError = Box<dyn std::error::Error + Send + Sync>;
+/// The result of a component callback.
+pub type ComponentResult<T = ()> = Result<T, ComponentError>;
+
+/// A source of tuples.
+///
+/// The runtime calls `next_tuple` in a loop on the spout's own executor, and `ack`/`fail` on the
+/// same executor when a tuple tree it emitted with a message id completes or fails.
+#[async_trait]
+pub trait Spout: Send + 'static {
+    /// Declares the streams this spout emits.
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+    /// Called once before anything else.
+    async fn open(&mut self, _ctx: &TopologyContext) -> ComponentResult {
+        Ok(())
+    }
+    /// Emit zero or more tuples. Return quickly when there is nothing to emit.
+    async fn next_tuple(&mut self, collector: &mut SpoutOutputCollector) -> ComponentResult;
+    /// The tuple tree of `msg_id` completed.
+    async fn ack(&mut self, _msg_id: u64) {}
+    /// The tuple tree of `msg_id` failed or timed out; replay it if you want it delivered.
+    async fn fail(&mut self, _msg_id: u64) {}
+    /// The topology was activated (also called after `open` when it starts active).
+    async fn activate(&mut self) {}
+    /// The topology was deactivated: `next_tuple` is not called until it is activated again.
+    async fn deactivate(&mut self) {}
+    /// Called once when the spout is shut down.
+    async fn close(&mut self) {}
+    /// A finite spout returns true once it has nothing more to emit, ever. Local mode ends when
+    /// every spout is finished and every tuple tree is complete.
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+/// An operator: receives tuples, emits tuples, acks or fails its inputs.
+///
+/// If the input is part of a tracked tuple tree, call `collector.ack(&input)` (or `fail`) once
+/// you are done with it, or the tree times out. Returning an error (or panicking) fails the
+/// input's tree and reports the error; do not also ack it.
+#[async_trait]
+pub trait Bolt: Send + 'static {
+    /// Declares the streams this bolt emits.
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+    /// Called once before the first tuple.
+    async fn prepare(&mut self, _ctx: &TopologyContext) -> ComponentResult {
+        Ok(())
+    }
+    /// Processes one input tuple.
+    async fn execute(&mut self, input: Tuple, collector: &mut OutputCollector) -> ComponentResult;
+    /// Called once when the bolt is shut down.
+    async fn cleanup(&mut self) {}
+}
+
+/// A bolt whose emits are anchored to the input and whose input is acked when `execute` returns
+/// `Ok` (failed when it returns `Err`). Storm's `BaseBasicBolt`.
+#[async_trait]
+pub trait BasicBolt: Send + 'static {
+    /// Declares the streams this bolt emits.
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer);
+    /// Called once before the first tuple.
+    async fn prepare(&mut self, _ctx: &TopologyContext) -> ComponentResult {
+        Ok(())
+    }
+    /// Processes one input tuple.
+    async fn execute(
+        &mut self,
+        input: &Tuple,
+        collector: &mut BasicOutputCollector<'_>,
+    ) -> ComponentResult;
+    /// Called once when the bolt is shut down.
+    async fn cleanup(&mut self) {}
+}
+
+/// Runs a [`BasicBolt`] as a [`Bolt`] (what `TopologyBuilder::set_basic_bolt` registers).
+#[derive(Debug)]
+pub struct BasicBoltAdapter<B>(pub B);
+
+#[async_trait]
+impl<B: BasicBolt> Bolt for BasicBoltAdapter<B> {
+    fn declare_output_fields(&self, declarer: &mut OutputDeclarer) {
+        self.0.declare_output_fields(declarer)
+    }
+    async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
+        self.0.prepare(ctx).await
+    }
+    async fn execute(&mut self, input: Tuple, collector: &mut OutputCollector) -> ComponentResult {
+        let result = {
+            let mut basic = BasicOutputCollector::new(collector, &input);
+            self.0.execute(&input, &mut basic).await
+        };
+        match result {
+            Ok(()) => {
+                collector.ack(&input);
+                Ok(())
+            }
+            // The executor fails the input's tree and reports the error.
+            Err(e) => Err(e),
+        }
+    }
+    async fn cleanup(&mut self) {
+        self.0.cleanup().await
+    }
+}
+
+/// Collects the streams a component declares.
+#[derive(Debug, Default)]
+pub struct OutputDeclarer {
+    streams: BTreeMap<String, StreamSpec>,
+}
+
+impl OutputDeclarer {
+    /// The streams declared so far, by id.
+    pub fn into_streams(self) -> BTreeMap<String, StreamSpec> {
+        self.streams
+    }
+
+    /// Declares the default stream with these fields.
+    pub fn declare<I, S>(&mut self, fields: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.declare_stream(DEFAULT_STREAM, fields)
+    }
+
+    /// Declares a named stream.
+    pub fn declare_stream<I, S>(&mut self, stream: &str, fields: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.insert(stream, fields, false)
+    }
+
+    /// Declares a direct stream: consumers subscribe with direct grouping and the emitter picks
+    /// the task with `emit_direct`.
+    pub fn declare_direct_stream<I, S>(&mut self, stream: &str, fields: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.insert(stream, fields, true)
+    }
+
+    fn insert<I, S>(&mut self, stream: &str, fields: I, direct: bool)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let fields = fields.into_iter().map(Into::into).collect();
+        self.streams
+            .insert(stream.to_string(), StreamSpec { fields, direct });
+    }
+}
+
+/// What a task knows about itself and its topology.
+#[derive(Debug, Clone)]
+pub struct TopologyContext {
+    pub(crate) spec: Arc<TopologySpec>,
+    pub(crate) layout: Arc<TaskLayout>,
+    pub(crate) component: String,
+    pub(crate) task_id: u32,
+    pub(crate) config: Arc<Config>,
+}
+
+impl TopologyContext {
+    /// The topology's name.
+    pub fn topology_name(&self) -> &str {
+        &self.spec.name
+    }
+    /// This task's component id.
+    pub fn component_id(&self) -> &str {
+        &self.component
+    }
+    /// This task's id (unique in the topology, from 1).
+    pub fn task_id(&self) -> u32 {
+        self.task_id
+    }
+    /// The ids of all tasks of this component.
+    pub fn component_tasks(&self) -> Range<u32> {
+        self.layout.tasks(&self.component)
+    }
+    /// The position of this task among its component's tasks (0-based).
+    pub fn task_index(&self) -> u32 {
+        self.task_id - self.component_tasks().start
+    }
+    /// The ids of the tasks of another component.
+    pub fn tasks_of(&self, component: &str) -> Range<u32> {
+        self.layout.tasks(component)
+    }
+    /// The topology config overlaid with this component's config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// The whole topology spec.
+    pub fn spec(&self) -> &TopologySpec {
+        &self.spec
+    }
+}

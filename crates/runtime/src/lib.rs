@@ -1,0 +1,44 @@
+//! # tempest-runtime: what runs a topology
+//!
+//! The components' traits and collectors, tuples and values, groupings, the batching queues,
+//! the XOR acker, the executors, and the two ways to run a [`Topology`]: all of it in this
+//! process ([`run_local`]), or one worker of a cluster (`cluster::run_worker`, with the
+//! `cluster` feature). Topology authors use it through `topology-api`, which re-exports what
+//! they need.
+//!
+//! Features: `cluster` (worker mode: the TCP transport and the Nimbus client), `ui` (local
+//! mode's web UI and REST API).
+
+mod acker;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+mod collector;
+mod component;
+mod executor;
+mod grouping;
+mod local;
+#[cfg(feature = "ui")]
+mod local_ui;
+mod metrics;
+mod settings;
+mod topology;
+mod transfer;
+mod tuple;
+mod value;
+mod worker;
+
+pub use collector::{
+    BasicOutputCollector, EmitError, OutputCollector, SpoutOutputCollector, TaskStats,
+};
+pub use component::{
+    BasicBolt, BasicBoltAdapter, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout,
+    TopologyContext,
+};
+pub use executor::{ExecutorError, TaskReport};
+pub use grouping::{CustomGrouping, CustomGroupingFactory};
+pub use local::{run_local, run_local_blocking, LocalOptions, LocalReport};
+pub use metrics::MetricsBoard;
+pub use topology::{BoltFactory, SpecMismatch, SpoutFactory, Topology};
+pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
+pub use value::{Value, Values};
+pub use worker::{run_executors, RunError};

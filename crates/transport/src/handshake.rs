@@ -1,0 +1,75 @@
+//! Opening a connection: the dialer says who it is, the acceptor welcomes or refuses it, and a
+//! refused dialer is told why.
+
+use crate::frame::{Connection, Frame};
+use crate::Lane;
+use serde::{Deserialize, Serialize};
+
+/// The messages of a handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Handshake {
+    /// The dialer introduces itself.
+    Hello {
+        /// The cluster secret.
+        secret: String,
+        /// Its topology.
+        topology: String,
+        /// Its assignment version.
+        version: u64,
+        /// Its address (host:port), as in the assignment.
+        from: String,
+        /// The lane this connection is for.
+        lane: Lane,
+    },
+    /// The acceptor took the connection for its link to the dialer.
+    Welcome,
+    /// The acceptor did not; the connection closes.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Sends `hello` and waits for the answer: the connection if welcomed, else why not.
+pub(crate) async fn dial(mut conn: Connection, hello: &Handshake) -> Result<Connection, String> {
+    conn.send_handshake(hello)
+        .await
+        .map_err(|e| e.to_string())?;
+    match conn.recv().await {
+        Ok(Frame::Handshake(Handshake::Welcome)) => Ok(conn),
+        Ok(Frame::Handshake(Handshake::Refused { reason })) => Err(format!("refused: {reason}")),
+        Ok(_) => Err("unexpected answer to the hello".into()),
+        Err(e) => Err(format!("no answer to the hello: {e}")),
+    }
+}
+
+/// The hello a connection opened with.
+#[derive(Debug)]
+pub(crate) struct Hello {
+    pub(crate) secret: String,
+    pub(crate) topology: String,
+    pub(crate) version: u64,
+    pub(crate) from: String,
+    pub(crate) lane: Lane,
+}
+
+/// Reads the dialer's hello.
+pub(crate) async fn read_hello(conn: &mut Connection) -> Result<Hello, String> {
+    match conn.recv().await {
+        Ok(Frame::Handshake(Handshake::Hello {
+            secret,
+            topology,
+            version,
+            from,
+            lane,
+        })) => Ok(Hello {
+            secret,
+            topology,
+            version,
+            from,
+            lane,
+        }),
+        Ok(_) => Err("the first frame is not a hello".into()),
+        Err(e) => Err(format!("no valid hello: {e}")),
+    }
+}
