@@ -31,7 +31,8 @@ impl Nimbus {
 
 /// Runs the command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
-    let settings = config::settings(cli.nimbus.as_deref(), cli.config.as_deref())?;
+    let settings =
+        config::settings(cli.nimbus.as_deref(), cli.config.as_deref()).map_err(CliError::Usage)?;
     let nimbus = Nimbus::connect(settings)?;
     let c = &nimbus.client;
     match cli.command {

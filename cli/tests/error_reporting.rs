@@ -114,7 +114,7 @@ async fn usage_errors_exit_2() {
 }
 
 #[tokio::test]
-async fn a_config_file_typo_is_named_with_its_line() {
+async fn a_config_file_typo_is_named_with_its_key_and_file() {
     let dir = scratch_dir("config-typo");
     std::fs::write(
         dir.join("tempest.toml"),
@@ -125,6 +125,6 @@ async fn a_config_file_typo_is_named_with_its_line() {
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let line = one_error_line(&stderr);
-    assert!(line.contains("tempest.toml: line 2:"), "{line}");
+    assert!(line.contains("tempest.toml"), "{line}");
     assert!(line.contains("nimbus_url"), "{line}");
 }

@@ -20,9 +20,9 @@ fn content_type(name: &str) -> &'static str {
 async fn pages_are_served_without_the_secret_and_the_api_still_needs_it() {
     let nimbus = TestNimbus::start(|_| {}).await;
     let http = reqwest::Client::new();
-    let ui_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../topology-api/ui");
+    let ui_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/monitor/ui");
     let mut files: Vec<(String, String)> = vec![("/".into(), "index.html".into())];
-    for entry in std::fs::read_dir(&ui_dir).expect("topology-api/ui") {
+    for entry in std::fs::read_dir(&ui_dir).expect("crates/monitor/ui") {
         let name = entry.expect("dir entry").file_name();
         let name = name.to_string_lossy().into_owned();
         files.push((format!("/{name}"), name));

@@ -369,9 +369,22 @@ async fn runs_restarts_keeps_replaces_adopts_and_stops_a_worker() {
     assert_eq!(live_worker(&data_dir, 1).map(|r| r.pid), Some(second.pid));
     stub.down.store(false, Ordering::SeqCst);
 
-    // A new version: replaced.
+    // A new version that places the same executors here: kept, its record says version 2.
     *stub.assignments.lock().unwrap() = vec![assignment("wc", 2, &sha)];
-    let third = wait_for("the worker of version 2", 15, || live_worker(&data_dir, 2)).await;
+    let kept = wait_for("the worker to follow version 2", 15, || {
+        live_worker(&data_dir, 2)
+    })
+    .await;
+    assert_eq!(
+        kept.pid, second.pid,
+        "a worker the new version does not change keeps running"
+    );
+
+    // A new version that changes what runs here (another spec): replaced.
+    let mut changed = assignment("wc", 3, &sha);
+    changed.spec.config.set("test.generation", 3);
+    *stub.assignments.lock().unwrap() = vec![changed];
+    let third = wait_for("the worker of version 3", 15, || live_worker(&data_dir, 3)).await;
     pids.lock().unwrap().push(third.pid);
     assert!(!is_alive(second.pid), "the old version's worker is gone");
 
@@ -383,7 +396,7 @@ async fn runs_restarts_keeps_replaces_adopts_and_stops_a_worker() {
     let adopted = RunningWorker {
         topology: "wc".into(),
         port: PORT,
-        version: 2,
+        version: 3,
         pid: third.pid,
     };
     wait_for("the adopted worker in a heartbeat", 10, || {
@@ -397,7 +410,7 @@ async fn runs_restarts_keeps_replaces_adopts_and_stops_a_worker() {
         (stub.heartbeat_calls.load(Ordering::SeqCst) >= calls + 2).then_some(())
     })
     .await;
-    assert_eq!(live_worker(&data_dir, 2).map(|r| r.pid), Some(third.pid));
+    assert_eq!(live_worker(&data_dir, 3).map(|r| r.pid), Some(third.pid));
     assert_eq!(
         starts_in_log(&data_dir, "wc"),
         3,

@@ -56,6 +56,18 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// `n` distinct free TCP ports on 127.0.0.1, all bound at once and then released, so a cluster
+/// gets its ports in one go and no daemon is left to pick one with `:0` later (which could
+/// land on a slot port chosen before).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
+}
+
 /// A new, empty temp dir for test `name`, with the topology's `out/` dir in it.
 fn test_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -336,7 +348,9 @@ impl Cluster {
     /// Starts Nimbus and the supervisors and waits until Nimbus sees every supervisor.
     pub async fn start(name: &str, opts: ClusterOptions) -> Cluster {
         let dir = test_dir(name);
-        let port = free_port();
+        // Nimbus, then per supervisor its slots and its log server.
+        let mut ports = free_ports(1 + opts.supervisors * (opts.slots + 1)).into_iter();
+        let port = ports.next().expect("a port for Nimbus");
         let nimbus_ip = opts
             .hosts
             .as_ref()
@@ -369,10 +383,12 @@ impl Cluster {
         for i in 0..opts.supervisors {
             let host = opts.hosts.as_ref().map(|h| h.hosts[i].clone());
             // In a namespace of its own every port is free.
-            let slots: Vec<u16> = match host {
-                Some(_) => (0..opts.slots as u16).map(|s| 6700 + s).collect(),
-                None => (0..opts.slots).map(|_| free_port()).collect(),
-            };
+            let mut slots: Vec<u16> = ports.by_ref().take(opts.slots).collect();
+            let mut http = ports.next().expect("a port for the log server");
+            if host.is_some() {
+                slots = (0..opts.slots as u16).map(|s| 6700 + s).collect();
+                http = 8000;
+            }
             let (ns, address) = match &host {
                 Some((ns, address)) => (Some(ns.clone()), address.clone()),
                 None => (None, "127.0.0.1".to_string()),
@@ -384,7 +400,7 @@ impl Cluster {
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--host".into(),
-                address,
+                address.clone(),
                 "--slots".into(),
                 slots
                     .iter()
@@ -393,6 +409,8 @@ impl Cluster {
                     .join(","),
                 "--heartbeat-secs".into(),
                 "1".into(),
+                "--http-listen".into(),
+                format!("{address}:{http}"),
             ];
             let log = cluster.dir.join(format!("supervisor-{i}.log"));
             cluster.supervisors.push(SupervisorProc {

@@ -83,7 +83,6 @@ pub(crate) struct Emitter {
     pub task_id: u32,
     pub component: String,
     streams: Vec<StreamOut>,
-    stream_ids: FxHashMap<String, usize>,
     pub outbox: Outbox,
     pub rng: fastrand::Rng,
     /// Acker task ids; empty when tracking is off.
@@ -121,16 +120,10 @@ impl Emitter {
         debug: bool,
         board: Option<Arc<MetricsBoard>>,
     ) -> Self {
-        let stream_ids = streams
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.meta.stream.clone(), i))
-            .collect();
         Emitter {
             task_id,
             component,
             streams,
-            stream_ids,
             outbox,
             rng: fastrand::Rng::new(),
             ackers,
@@ -194,13 +187,15 @@ impl Emitter {
     /// Resolves the stream and checks the emit; returns the stream index.
     #[inline]
     fn stream_index(&self, stream: &str, direct: bool, arity: usize) -> Result<usize, EmitError> {
-        let idx = *self
-            .stream_ids
-            .get(stream)
+        // A component declares a few streams: comparing names beats hashing one per emit.
+        let idx = self
+            .streams
+            .iter()
+            .position(|s| s.meta.stream == stream)
             .ok_or_else(|| EmitError::UnknownStream {
                 component: self.component.clone(),
                 stream: stream.to_string(),
-                declared: self.stream_ids.keys().cloned().collect(),
+                declared: self.streams.iter().map(|s| s.meta.stream.clone()).collect(),
             })?;
         let s = &self.streams[idx];
         if s.direct != direct {

@@ -61,7 +61,13 @@ pub(crate) enum Router {
     },
     Single(u32),
     Direct,
-    Custom(Box<dyn CustomGrouping>),
+    Custom {
+        grouping: Box<dyn CustomGrouping>,
+        /// The consumer's tasks (sorted): a chosen task outside them is dropped and logged.
+        tasks: Vec<u32>,
+        /// Tasks chosen outside `tasks` so far.
+        strays: u64,
+    },
 }
 
 impl Router {
@@ -107,7 +113,11 @@ impl Router {
                     None => Box::new(NoTargets),
                 };
                 g.prepare(&tasks);
-                Router::Custom(g)
+                Router::Custom {
+                    grouping: g,
+                    tasks,
+                    strays: 0,
+                }
             }
         }
     }
@@ -145,7 +155,23 @@ impl Router {
             Router::All { tasks } => out.extend_from_slice(tasks),
             Router::Single(t) => out.push(*t),
             Router::Direct => {}
-            Router::Custom(g) => out.extend(g.choose_tasks(values)),
+            Router::Custom {
+                grouping,
+                tasks,
+                strays,
+            } => {
+                for t in grouping.choose_tasks(values) {
+                    if tasks.binary_search(&t).is_ok() {
+                        out.push(t);
+                    } else {
+                        *strays += 1;
+                        if strays.is_power_of_two() {
+                            tracing::error!(task = t, consumers = ?tasks, strays = *strays,
+                                "a custom grouping chose a task that does not consume the stream; the tuple does not go there");
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -53,42 +53,94 @@ pub(crate) enum Payload {
 pub(crate) type Inbox = mpsc::Receiver<Envelope>;
 pub(crate) type InboxSender = mpsc::Sender<Envelope>;
 
+/// The tasks an executor sends to, numbered densely: its outbox has a buffer per destination,
+/// not per task of the topology (whose memory would grow with tasks squared). Destinations
+/// come in a few contiguous task ranges (a component's tasks are contiguous), so a lookup is a
+/// scan of those.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Destinations {
+    /// (first task, end task, slot of the first task), by first task.
+    ranges: Vec<(u32, u32, usize)>,
+    slots: usize,
+}
+
+impl Destinations {
+    /// The destinations `tasks` (in any order, repeats allowed).
+    pub(crate) fn of(tasks: impl IntoIterator<Item = u32>) -> Self {
+        let mut tasks: Vec<u32> = tasks.into_iter().collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let mut ranges: Vec<(u32, u32, usize)> = Vec::new();
+        for (slot, t) in tasks.iter().copied().enumerate() {
+            match ranges.last_mut() {
+                Some((_, end, _)) if *end == t => *end = t + 1,
+                _ => ranges.push((t, t + 1, slot)),
+            }
+        }
+        Destinations {
+            ranges,
+            slots: tasks.len(),
+        }
+    }
+
+    /// The slot of `task`.
+    #[inline]
+    fn slot(&self, task: u32) -> Option<usize> {
+        self.ranges
+            .iter()
+            .find(|(start, end, _)| (*start..*end).contains(&task))
+            .map(|(start, _, base)| base + (task - start) as usize)
+    }
+
+    /// The task of `slot`.
+    fn task(&self, slot: usize) -> u32 {
+        let (start, _, base) = self
+            .ranges
+            .iter()
+            .rev()
+            .find(|(_, _, base)| *base <= slot)
+            .copied()
+            .unwrap_or_default();
+        start + (slot - base) as u32
+    }
+}
+
 /// Per-destination buffers of one message kind.
 struct Buffers<T> {
-    by_task: Vec<Vec<T>>,
-    dirty: Vec<u32>,
+    by_slot: Vec<Vec<T>>,
+    dirty: Vec<usize>,
 }
 
 impl<T> Buffers<T> {
-    fn new(max_task: u32) -> Self {
+    fn new(slots: usize) -> Self {
         Buffers {
-            by_task: (0..=max_task).map(|_| Vec::new()).collect(),
+            by_slot: (0..slots).map(|_| Vec::new()).collect(),
             dirty: Vec::new(),
         }
     }
 
     /// Adds an item; returns the batch if it reached `batch_size`.
     #[inline]
-    fn push(&mut self, task: u32, item: T, batch_size: usize) -> Option<Vec<T>> {
-        let buf = &mut self.by_task[task as usize];
+    fn push(&mut self, slot: usize, item: T, batch_size: usize) -> Option<Vec<T>> {
+        let buf = &mut self.by_slot[slot];
         if buf.is_empty() {
-            self.dirty.push(task);
+            self.dirty.push(slot);
             buf.reserve(batch_size.min(1024));
         }
         buf.push(item);
         if buf.len() >= batch_size {
-            // Leave the task in `dirty`; drain skips empty buffers.
+            // Leave the slot in `dirty`; drain skips empty buffers.
             Some(std::mem::take(buf))
         } else {
             None
         }
     }
 
-    fn drain(&mut self, mut f: impl FnMut(u32, Vec<T>)) {
-        for task in self.dirty.drain(..) {
-            let buf = std::mem::take(&mut self.by_task[task as usize]);
+    fn drain(&mut self, mut f: impl FnMut(usize, Vec<T>)) {
+        for slot in self.dirty.drain(..) {
+            let buf = std::mem::take(&mut self.by_slot[slot]);
             if !buf.is_empty() {
-                f(task, buf);
+                f(slot, buf);
             }
         }
     }
@@ -100,6 +152,7 @@ impl<T> Buffers<T> {
 /// space) between callbacks. `flush` moves every partial batch to `ready` as well.
 pub(crate) struct Outbox {
     batch_size: usize,
+    destinations: Destinations,
     tuples: Buffers<Tuple>,
     acker: Buffers<AckerMsg>,
     outcomes: Buffers<TreeOutcome>,
@@ -108,12 +161,15 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(max_task: u32, batch_size: usize) -> Self {
+    /// An outbox for an executor that sends to `destinations`.
+    pub(crate) fn new(destinations: Destinations, batch_size: usize) -> Self {
+        let slots = destinations.slots;
         Outbox {
             batch_size,
-            tuples: Buffers::new(max_task),
-            acker: Buffers::new(max_task),
-            outcomes: Buffers::new(max_task),
+            destinations,
+            tuples: Buffers::new(slots),
+            acker: Buffers::new(slots),
+            outcomes: Buffers::new(slots),
             ready: Vec::new(),
             buffered_since: None,
         }
@@ -126,10 +182,20 @@ impl Outbox {
         }
     }
 
+    /// The buffer slot of `task`; a task this executor has no route to is a bug in the
+    /// caller (routers only name consumers).
+    #[inline]
+    fn slot(&self, task: u32) -> usize {
+        self.destinations
+            .slot(task)
+            .unwrap_or_else(|| panic!("task {task} is not a destination of this executor"))
+    }
+
     #[inline]
     pub(crate) fn push_tuple(&mut self, task: u32, t: Tuple) {
         self.mark();
-        if let Some(b) = self.tuples.push(task, t, self.batch_size) {
+        let slot = self.slot(task);
+        if let Some(b) = self.tuples.push(slot, t, self.batch_size) {
             self.ready.push(Envelope {
                 task,
                 payload: Payload::Tuples(b),
@@ -140,7 +206,8 @@ impl Outbox {
     #[inline]
     pub(crate) fn push_acker(&mut self, task: u32, m: AckerMsg) {
         self.mark();
-        if let Some(b) = self.acker.push(task, m, self.batch_size) {
+        let slot = self.slot(task);
+        if let Some(b) = self.acker.push(slot, m, self.batch_size) {
             self.ready.push(Envelope {
                 task,
                 payload: Payload::Acker(b),
@@ -151,7 +218,8 @@ impl Outbox {
     #[inline]
     pub(crate) fn push_outcome(&mut self, task: u32, m: TreeOutcome) {
         self.mark();
-        if let Some(b) = self.outcomes.push(task, m, self.batch_size) {
+        let slot = self.slot(task);
+        if let Some(b) = self.outcomes.push(slot, m, self.batch_size) {
             self.ready.push(Envelope {
                 task,
                 payload: Payload::Outcomes(b),
@@ -162,21 +230,22 @@ impl Outbox {
     /// Moves every partial batch to `ready`.
     pub(crate) fn flush(&mut self) {
         let ready = &mut self.ready;
-        self.tuples.drain(|task, b| {
+        let d = &self.destinations;
+        self.tuples.drain(|slot, b| {
             ready.push(Envelope {
-                task,
+                task: d.task(slot),
                 payload: Payload::Tuples(b),
             })
         });
-        self.acker.drain(|task, b| {
+        self.acker.drain(|slot, b| {
             ready.push(Envelope {
-                task,
+                task: d.task(slot),
                 payload: Payload::Acker(b),
             })
         });
-        self.outcomes.drain(|task, b| {
+        self.outcomes.drain(|slot, b| {
             ready.push(Envelope {
-                task,
+                task: d.task(slot),
                 payload: Payload::Outcomes(b),
             })
         });
@@ -300,5 +369,51 @@ impl Transfer {
             .send(env)
             .await
             .map_err(|_| TransferError::Closed(task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_number_task_ranges_densely_both_ways() {
+        let d = Destinations::of([9, 3, 4, 5, 12, 10, 4]);
+        assert_eq!(d.slots, 6);
+        let slots: Vec<Option<usize>> = [3, 4, 5, 9, 10, 12, 6, 11, 1]
+            .iter()
+            .map(|&t| d.slot(t))
+            .collect();
+        assert_eq!(
+            slots,
+            [
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(4),
+                Some(5),
+                None,
+                None,
+                None
+            ]
+        );
+        for slot in 0..d.slots {
+            assert_eq!(d.slot(d.task(slot)), Some(slot));
+        }
+        assert_eq!(Destinations::of([]).slots, 0);
+    }
+
+    #[test]
+    fn a_full_batch_is_ready_and_a_flush_sends_the_rest_to_the_right_tasks() {
+        let mut o = Outbox::new(Destinations::of([7, 8, 20]), 2);
+        o.push_acker(20, AckerMsg::Fail { root: 1 });
+        o.push_acker(8, AckerMsg::Fail { root: 2 });
+        o.push_acker(20, AckerMsg::Fail { root: 3 });
+        assert_eq!(o.ready.len(), 1);
+        assert_eq!(o.ready[0].task, 20);
+        o.flush();
+        let tasks: Vec<u32> = o.ready.iter().map(|e| e.task).collect();
+        assert_eq!(tasks, [20, 8]);
     }
 }

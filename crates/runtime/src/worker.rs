@@ -9,7 +9,7 @@ use crate::grouping::Router;
 use crate::metrics::MetricsBoard;
 use crate::settings::RuntimeSettings;
 use crate::topology::{SpecMismatch, Topology};
-use crate::transfer::{InboxSender, Outbox, Transfer};
+use crate::transfer::{Destinations, InboxSender, Outbox, Transfer};
 use crate::tuple::{Fields, StreamMeta};
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,8 +161,8 @@ pub(crate) fn spawn_executors(
                 .filter(|c| c.kind == ComponentKind::Spout)
                 .flat_map(|c| layout.tasks(&c.id))
                 .collect();
+            let outbox = Outbox::new(Destinations::of(spouts.clone()), top_settings.batch_size);
             let transfer = transfer_to(&mut spouts.into_iter());
-            let outbox = Outbox::new(max_task, top_settings.batch_size);
             let timeout = top_settings.message_timeout;
             set.spawn(async move {
                 run_acker(inbox, transfer, outbox, timeout).await;
@@ -185,6 +185,7 @@ pub(crate) fn spawn_executors(
             .flat_map(|(sub, _)| layout.tasks(&sub.id))
             .chain(ackers.clone())
             .collect();
+        let destinations = Destinations::of(consumers.clone());
         let transfer = transfer_to(&mut consumers.into_iter());
 
         let mut rng = fastrand::Rng::new();
@@ -239,7 +240,7 @@ pub(crate) fn spawn_executors(
                 task,
                 component.to_string(),
                 streams,
-                Outbox::new(max_task, settings.batch_size),
+                Outbox::new(destinations.clone(), settings.batch_size),
                 ackers.clone(),
                 debug,
                 board.clone(),

@@ -105,7 +105,8 @@ where
         .merge(Env::raw().only(&[SECRET_VAR]).map(|_| "secret".into()))
         .merge(Serialized::default(section, flags));
     let top: std::collections::BTreeMap<String, figment::value::Value> = figment.extract()?;
-    if let Some(unknown) = top.keys().find(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
+    let known = |k: &str| TOP_LEVEL_KEYS.contains(&k) || k == section;
+    if let Some(unknown) = top.keys().find(|k| !known(k)) {
         return Err(ConfigError(format!(
             "unknown top-level key {unknown:?}{}; the file has `secret` and the sections {:?}",
             sources
@@ -155,7 +156,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "t.toml",
-                "secret = \"s3cret\"\n[demo]\nlisten = \"0.0.0.0:7\"\ntimeout_secs = 3\n[other]\nx = 1\n",
+                "secret = \"s3cret\"\n[demo]\nlisten = \"0.0.0.0:7\"\ntimeout_secs = 3\n[client]\nnimbus = \"x\"\n",
             )?;
             let sources = Sources {
                 file: Some(Path::new("t.toml")),

@@ -1,9 +1,9 @@
 //! Frames on a worker connection: tokio-util's length-delimited codec (4-byte big-endian length)
 //! limited to [`MAX_FRAME`] both ways, a tag byte, then a handshake message or a data body.
 
-use crate::handshake::Handshake;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -19,6 +19,43 @@ fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
         .new_codec()
+}
+
+/// Which of a worker pair's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Lane {
+    /// Tuples to bolts.
+    Data,
+    /// Acker messages and tree outcomes (to ackers and spouts, which always drain).
+    Control,
+}
+
+/// Both lanes.
+pub const LANES: [Lane; 2] = [Lane::Data, Lane::Control];
+
+/// The messages of a handshake (`handshake.rs` has its steps).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Handshake {
+    /// The dialer introduces itself.
+    Hello {
+        /// The cluster secret.
+        secret: String,
+        /// Its topology.
+        topology: String,
+        /// Its assignment version.
+        version: u64,
+        /// Its address (host:port), as in the assignment.
+        from: String,
+        /// The lane this connection is for.
+        lane: Lane,
+    },
+    /// The acceptor took the connection for its link to the dialer.
+    Welcome,
+    /// The acceptor did not; the connection closes.
+    Refused {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A received frame.

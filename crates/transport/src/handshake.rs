@@ -1,33 +1,19 @@
 //! Opening a connection: the dialer says who it is, the acceptor welcomes or refuses it, and a
 //! refused dialer is told why.
 
-use crate::frame::{Connection, Frame};
-use crate::Lane;
-use serde::{Deserialize, Serialize};
+use crate::frame::{Connection, Frame, Handshake, Lane};
 
-/// The messages of a handshake.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Handshake {
-    /// The dialer introduces itself.
-    Hello {
-        /// The cluster secret.
-        secret: String,
-        /// Its topology.
-        topology: String,
-        /// Its assignment version.
-        version: u64,
-        /// Its address (host:port), as in the assignment.
-        from: String,
-        /// The lane this connection is for.
-        lane: Lane,
-    },
-    /// The acceptor took the connection for its link to the dialer.
-    Welcome,
-    /// The acceptor did not; the connection closes.
-    Refused {
-        /// Why.
-        reason: String,
-    },
+/// What this worker is, for handshakes.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Its address (host:port), as in the assignment.
+    pub address: String,
+    /// Its topology.
+    pub topology: String,
+    /// Its assignment version when it started.
+    pub version: u64,
+    /// The cluster secret.
+    pub secret: String,
 }
 
 /// Sends `hello` and waits for the answer: the connection if welcomed, else why not.

@@ -33,21 +33,8 @@ mod link;
 mod transport;
 mod wire;
 
-pub use frame::MAX_FRAME;
+pub use frame::{Handshake, Lane, LANES, MAX_FRAME};
+pub use handshake::Identity;
 pub use link::HOLD;
-pub use transport::{Identity, Peer, RemoteRoute, Transport, TransportHandle};
+pub use transport::{Peer, RemoteRoute, Transport, TransportHandle};
 pub use wire::Wire;
-
-use serde::{Deserialize, Serialize};
-
-/// Which of a worker pair's two connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Lane {
-    /// Tuples to bolts.
-    Data,
-    /// Acker messages and tree outcomes (to ackers and spouts, which always drain).
-    Control,
-}
-
-/// Both lanes.
-pub const LANES: [Lane; 2] = [Lane::Data, Lane::Control];

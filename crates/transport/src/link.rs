@@ -3,12 +3,13 @@
 //! when the connection breaks, until its peer leaves the assignment.
 
 use crate::backoff::Reconnect;
+use crate::frame::Handshake;
+use crate::frame::Lane;
 use crate::frame::{
     data_frame_start, read_frame, send_data, Connection, Frame, FrameReader, FrameWriter, MAX_FRAME,
 };
-use crate::handshake::{self, Handshake};
-use crate::transport::Identity;
-use crate::{Lane, Wire};
+use crate::handshake::{self, Identity};
+use crate::wire::Wire;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;

@@ -2,9 +2,11 @@
 //! the accept loop that hands dialed connections to their links.
 
 use crate::frame::Connection;
-use crate::handshake::{read_hello, Handshake, Hello};
+use crate::frame::Handshake;
+use crate::frame::{Lane, LANES};
+use crate::handshake::{read_hello, Hello, Identity};
 use crate::link::{link_channels, start_link, LinkChannels, LinkHandle, HANDSHAKE_TIMEOUT};
-use crate::{Lane, Wire, LANES};
+use crate::wire::Wire;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -14,19 +16,6 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 /// Handshakes in progress at once on the accepting side (more connections wait to be read).
 const MAX_HANDSHAKES: usize = 64;
-
-/// What this worker is, for handshakes.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// Its address (host:port), as in the assignment.
-    pub address: String,
-    /// Its topology.
-    pub topology: String,
-    /// Its assignment version when it started.
-    pub version: u64,
-    /// The cluster secret.
-    pub secret: String,
-}
 
 /// Another worker of the topology and the tasks it hosts, each with the lane its traffic takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
