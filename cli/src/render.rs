@@ -498,6 +498,8 @@ mod tests {
                         process_latency_ms: 0.05,
                         complete_latency_ms: 0.0,
                         capacity: 0.25,
+                        held: 0,
+                        late: 0,
                         errors: vec![
                             TaskError {
                                 time_secs: 2,

@@ -7,7 +7,8 @@ use tempest_protocol::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSp
 use tempest_protocol::validate::{validate, TopologyError, TopologyErrors};
 use tempest_runtime::{
     BasicBolt, BasicBoltAdapter, Bolt, BoltFactory, CustomGrouping, CustomGroupingFactory,
-    OutputDeclarer, Spout, SpoutFactory, Topology, DEFAULT_STREAM,
+    OutputDeclarer, Spout, SpoutFactory, Topology, WindowedBolt, WindowedBoltAdapter, Windowing,
+    DEFAULT_STREAM,
 };
 
 /// The input of a subscription: a component's default stream (`"split"`) or a named one
@@ -65,6 +66,8 @@ impl From<(&str, &str)> for Source {
 /// ```
 pub struct TopologyBuilder {
     spec: TopologySpec,
+    /// Problems found while wiring (reported by `build` with the rest).
+    problems: Vec<TopologyError>,
     spouts: HashMap<String, SpoutFactory>,
     bolts: HashMap<String, BoltFactory>,
     custom_groupings: HashMap<String, CustomGroupingFactory>,
@@ -87,6 +90,7 @@ impl TopologyBuilder {
                 config: Config::new(),
                 components: Vec::new(),
             },
+            problems: Vec::new(),
             spouts: HashMap::new(),
             bolts: HashMap::new(),
             custom_groupings: HashMap::new(),
@@ -167,9 +171,43 @@ impl TopologyBuilder {
         self.set_bolt(id, move || BasicBoltAdapter(factory()), parallelism)
     }
 
+    /// Adds a [`WindowedBolt`]: it sees `windowing`'s windows of its input instead of single
+    /// tuples; its inputs are acked when they leave every window, and its emits are anchored
+    /// to the window's tuples. Subscribe it with any grouping.
+    pub fn set_windowed_bolt<B, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: u32,
+        windowing: Windowing,
+    ) -> BoltDeclarer<'_>
+    where
+        B: WindowedBolt,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        for message in windowing.problems() {
+            self.problems.push(TopologyError::BadWindow {
+                bolt: id.to_string(),
+                message,
+            });
+        }
+        let config = windowing.to_config();
+        let declarer = self.set_bolt(
+            id,
+            move || WindowedBoltAdapter::new(factory(), windowing.clone()),
+            parallelism,
+        );
+        for (key, value) in config.iter() {
+            declarer.builder.spec.components[declarer.index]
+                .config
+                .set(key.clone(), value.clone());
+        }
+        declarer
+    }
+
     /// Validates the wiring and returns the topology, or every problem found.
     pub fn build(self) -> Result<Topology, TopologyErrors> {
-        let mut problems = Vec::new();
+        let mut problems = self.problems.clone();
         for c in &self.spec.components {
             for input in &c.inputs {
                 if let GroupingSpec::Custom { name } = &input.grouping {

@@ -27,7 +27,8 @@ pub use tempest_runtime::{
     ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, ExecutorError, FieldKey,
     Fields, LocalOptions, LocalReport, OutputCollector, OutputDeclarer, RunError, Spout,
     SpoutOutputCollector, TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError,
-    Value, Values, DEFAULT_STREAM, TICK_STREAM,
+    Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM,
+    TICK_STREAM,
 };
 
 /// Topology configuration: [`Config`] and the keys Tempest reads, with their defaults.
@@ -60,6 +61,7 @@ pub mod prelude {
         async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
         ComponentResult, Config, CustomGrouping, OutputCollector, OutputDeclarer, Spout,
         SpoutOutputCollector, Topology, TopologyBuilder, TopologyContext, Tuple, Value, Values,
+        Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
     };
 }
 

@@ -389,6 +389,8 @@ mod tests {
             process_latency_ms: latency,
             complete_latency_ms: latency,
             capacity: 0.5,
+            held: 0,
+            late: 0,
             ..TaskMetrics::default()
         }
     }

@@ -28,6 +28,32 @@ pub const TOPOLOGY_BATCH_FLUSH_MICROS: &str = "topology.batch.flush.micros";
 /// How long, in microseconds, an idle spout keeps polling `next_tuple` before sleeping 1 ms.
 pub const TOPOLOGY_SPOUT_SPIN_MICROS: &str = "topology.spout.spin.micros";
 
+/// A windowed bolt's window length in tuples.
+pub const TOPOLOGY_BOLTS_WINDOW_LENGTH_COUNT: &str = "topology.bolts.window.length.count";
+/// A windowed bolt's window length in milliseconds.
+pub const TOPOLOGY_BOLTS_WINDOW_LENGTH_DURATION_MS: &str =
+    "topology.bolts.window.length.duration.ms";
+/// A windowed bolt's slide in tuples.
+pub const TOPOLOGY_BOLTS_WINDOW_SLIDING_INTERVAL_COUNT: &str =
+    "topology.bolts.window.sliding.interval.count";
+/// A windowed bolt's slide in milliseconds.
+pub const TOPOLOGY_BOLTS_WINDOW_SLIDING_INTERVAL_DURATION_MS: &str =
+    "topology.bolts.window.sliding.interval.duration.ms";
+/// The input field holding a windowed bolt's event time (ms).
+pub const TOPOLOGY_BOLTS_TUPLE_TIMESTAMP_FIELD: &str = "topology.bolts.tuple.timestamp.field";
+/// How late (ms) tuples may arrive in event time.
+pub const TOPOLOGY_BOLTS_TUPLE_TIMESTAMP_MAX_LAG_MS: &str =
+    "topology.bolts.tuple.timestamp.max.lag.ms";
+/// How often (ms) a windowed bolt computes its watermark.
+pub const TOPOLOGY_BOLTS_WATERMARK_EVENT_INTERVAL_MS: &str =
+    "topology.bolts.watermark.event.interval.ms";
+/// The stream late tuples are emitted on.
+pub const TOPOLOGY_BOLTS_LATE_TUPLE_STREAM: &str = "topology.bolts.late.tuple.stream";
+/// After how long (ms) without tuples an input stops holding a watermark back.
+pub const TOPOLOGY_BOLTS_WINDOW_IDLE_TIMEOUT_MS: &str = "topology.bolts.window.idle.timeout.ms";
+/// Most tuples a windowed task holds; more are failed.
+pub const TOPOLOGY_BOLTS_WINDOW_MAX_TUPLES: &str = "topology.bolts.window.max.tuples";
+
 /// The type of a known key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -129,6 +155,66 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         KeyKind::Count,
         "200 (local), 0 (workers)",
         "how long an idle spout keeps polling next_tuple before sleeping 1 ms: low latency for one process, but it takes a core, so cluster workers do not spin",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_LENGTH_COUNT,
+        KeyKind::Count,
+        "none",
+        "window length in tuples (windowed bolts; set by `Windowing`)",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_LENGTH_DURATION_MS,
+        KeyKind::Count,
+        "none",
+        "window length in ms (windowed bolts)",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_SLIDING_INTERVAL_COUNT,
+        KeyKind::Count,
+        "none",
+        "window slide in tuples (windowed bolts)",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_SLIDING_INTERVAL_DURATION_MS,
+        KeyKind::Count,
+        "none",
+        "window slide in ms (windowed bolts)",
+    ),
+    key(
+        TOPOLOGY_BOLTS_TUPLE_TIMESTAMP_FIELD,
+        KeyKind::Text,
+        "none",
+        "the input field with the event time in ms (event-time windows)",
+    ),
+    key(
+        TOPOLOGY_BOLTS_TUPLE_TIMESTAMP_MAX_LAG_MS,
+        KeyKind::Count,
+        "0",
+        "how far behind the latest event time tuples may arrive before they are late",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WATERMARK_EVENT_INTERVAL_MS,
+        KeyKind::Count,
+        "1000",
+        "how often a windowed task computes its watermark",
+    ),
+    key(
+        TOPOLOGY_BOLTS_LATE_TUPLE_STREAM,
+        KeyKind::Text,
+        "none",
+        "stream late tuples are emitted on (else they are counted and dropped)",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_IDLE_TIMEOUT_MS,
+        KeyKind::Count,
+        "10000",
+        "an input silent this long stops holding the watermark back",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_MAX_TUPLES,
+        KeyKind::Count,
+        "100000",
+        "most tuples a windowed task holds; more are failed and replayed",
     ),
 ];
 

@@ -199,6 +199,12 @@ pub struct TaskMetrics {
     pub complete_latency_ms: f64,
     /// Fraction of the last window spent executing (bolts; near 1 means saturated).
     pub capacity: f64,
+    /// Tuples the task holds (in windows), now.
+    #[serde(default)]
+    pub held: u64,
+    /// Late tuples (event-time windows).
+    #[serde(default)]
+    pub late: u64,
     /// Most recent errors.
     pub errors: Vec<TaskError>,
 }

@@ -127,6 +127,14 @@ pub enum TopologyError {
         /// The grouping name.
         name: String,
     },
+    /// A windowed bolt's windows cannot work with the topology's limits or inputs.
+    #[error("windows of bolt {bolt:?}: {message}")]
+    BadWindow {
+        /// The windowed bolt.
+        bolt: String,
+        /// What is wrong, with the values and the keys that set them.
+        message: String,
+    },
     /// The component graph has a cycle.
     #[error("the topology has a cycle: {}", path.join(" -> "))]
     Cycle {
@@ -222,6 +230,12 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
         for input in &c.inputs {
             check_input(spec, &c.id, input, &mut errs);
         }
+        for message in window_problems(spec, c) {
+            errs.push(TopologyError::BadWindow {
+                bolt: c.id.clone(),
+                message,
+            });
+        }
         // The component's own overrides only: a bad topology-wide value is reported once below.
         for e in c.config.check() {
             errs.push(TopologyError::BadConfig {
@@ -252,6 +266,75 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
     } else {
         Err(TopologyErrors(errs))
     }
+}
+
+/// What makes a windowed bolt's windows unworkable (Storm's checks, made when the topology is
+/// built and submitted instead of when a worker prepares the bolt): tuples are held, unacked,
+/// for a window's length plus its slide, so that must fit in the message timeout (durations)
+/// and in max spout pending (counts); an event-time field must be declared by every input.
+fn window_problems(spec: &TopologySpec, c: &crate::spec::ComponentSpec) -> Vec<String> {
+    use crate::config::*;
+    let config = spec.component_config(&c.id);
+    let get = |key: &str| config.u64_or(key, 0).ok().filter(|v| *v > 0);
+    let (len_count, len_ms) = (
+        get(TOPOLOGY_BOLTS_WINDOW_LENGTH_COUNT),
+        get(TOPOLOGY_BOLTS_WINDOW_LENGTH_DURATION_MS),
+    );
+    let (slide_count, slide_ms) = (
+        get(TOPOLOGY_BOLTS_WINDOW_SLIDING_INTERVAL_COUNT),
+        get(TOPOLOGY_BOLTS_WINDOW_SLIDING_INTERVAL_DURATION_MS),
+    );
+    let mut p = Vec::new();
+    if len_count.is_none() && len_ms.is_none() {
+        if slide_count.is_some() || slide_ms.is_some() {
+            p.push("a slide is set but no window length".to_string());
+        }
+        return p;
+    }
+    if len_count.is_some() && len_ms.is_some() {
+        p.push("the length is set both as a count and as a duration".to_string());
+    }
+    if slide_count.is_some() && slide_ms.is_some() {
+        p.push("the slide is set both as a count and as a duration".to_string());
+    }
+    let timeout_ms = config
+        .u64_or(TOPOLOGY_MESSAGE_TIMEOUT_SECS, 30)
+        .unwrap_or(30)
+        .saturating_mul(1000);
+    let durations = len_ms.unwrap_or(0) + slide_ms.unwrap_or(0);
+    if durations > timeout_ms {
+        p.push(format!(
+            "window duration (length + slide) {durations} ms is more than {TOPOLOGY_MESSAGE_TIMEOUT_SECS} ({} s): \
+             tuples would time out while they wait in a window; raise the timeout or shorten the window",
+            timeout_ms / 1000
+        ));
+    }
+    let pending = config
+        .u64_or(TOPOLOGY_MAX_SPOUT_PENDING, 5000)
+        .unwrap_or(5000);
+    let counts = len_count.unwrap_or(0) + slide_count.unwrap_or(0);
+    if counts > pending {
+        p.push(format!(
+            "window count (length + slide) {counts} is more than {TOPOLOGY_MAX_SPOUT_PENDING} ({pending}): \
+             the spouts would stop before a window fills; raise it or shorten the window"
+        ));
+    }
+    if let Some(field) = config.str(TOPOLOGY_BOLTS_TUPLE_TIMESTAMP_FIELD) {
+        for input in &c.inputs {
+            let declared = spec
+                .component(&input.component)
+                .and_then(|src| src.streams.get(&input.stream));
+            if let Some(stream) = declared {
+                if !stream.fields.iter().any(|f| f == field) {
+                    p.push(format!(
+                        "timestamp field {field:?} is not declared by stream {:?} of {:?}, which declares {:?}",
+                        input.stream, input.component, stream.fields
+                    ));
+                }
+            }
+        }
+    }
+    p
 }
 
 fn check_input(

@@ -108,6 +108,10 @@ pub struct TaskStats {
     pub failed: u64,
     /// Tuples executed (bolts).
     pub executed: u64,
+    /// Tuples held now (windowed bolts).
+    pub held: u64,
+    /// Late tuples (event-time windowed bolts).
+    pub late: u64,
 }
 
 impl Emitter {
@@ -161,6 +165,8 @@ impl Emitter {
             process_latency_ms: self.lat.process_ms(),
             complete_latency_ms: self.lat.complete_ms(),
             capacity,
+            held: self.stats.held,
+            late: self.stats.late,
             errors: self.errors.iter().cloned().collect(),
         });
     }

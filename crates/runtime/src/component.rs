@@ -63,6 +63,11 @@ pub trait Bolt: Send + 'static {
     async fn execute(&mut self, input: Tuple, collector: &mut OutputCollector) -> ComponentResult;
     /// Called once when the bolt is shut down.
     async fn cleanup(&mut self) {}
+    /// How often this bolt wants a tick tuple, besides `topology.tick.tuple.freq.secs` (the
+    /// shorter wins); windowed bolts use it for their timers.
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A bolt whose emits are anchored to the input and whose input is acked when `execute` returns

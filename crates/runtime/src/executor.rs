@@ -190,7 +190,9 @@ async fn execute(t: &mut BoltTask, tuple: Tuple) {
     } else {
         Anchors::new()
     };
-    t.collector.em.stats.executed += 1;
+    if !tuple.is_tick() {
+        t.collector.em.stats.executed += 1;
+    }
     let result = AssertUnwindSafe(t.bolt.execute(tuple, &mut t.collector))
         .catch_unwind()
         .await;

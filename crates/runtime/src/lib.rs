@@ -25,6 +25,7 @@ mod topology;
 mod transfer;
 mod tuple;
 mod value;
+pub mod window;
 mod worker;
 
 pub use collector::{
@@ -41,4 +42,7 @@ pub use metrics::MetricsBoard;
 pub use topology::{BoltFactory, SpecMismatch, SpoutFactory, Topology};
 pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
 pub use value::{Value, Values};
+pub use window::{
+    Window, WindowCollector, WindowSize, WindowedBolt, WindowedBoltAdapter, Windowing,
+};
 pub use worker::{run_executors, RunError};

@@ -282,11 +282,11 @@ pub(crate) fn spawn_executors(
                     .bolts
                     .get(component)
                     .ok_or_else(|| RunError::MissingFactory(component.to_string()))?;
-                let tick = match config.u64_or(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 0)? {
+                let user_tick = match config.u64_or(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 0)? {
                     0 => None,
                     s => Some(Duration::from_secs(s)),
                 };
-                let tasks = plan
+                let tasks: Vec<BoltTask> = plan
                     .tasks
                     .clone()
                     .map(|t| BoltTask {
@@ -297,6 +297,12 @@ pub(crate) fn spawn_executors(
                         ctx: ctx(t),
                     })
                     .collect();
+                // The shorter of the user's ticks and what the bolt needs (window timers).
+                let bolt_tick = tasks.first().and_then(|t| t.bolt.tick_interval());
+                let tick = match (user_tick, bolt_tick) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 set.spawn(run_bolts(tasks, inbox, transfer, settings, tick));
             }
         }
