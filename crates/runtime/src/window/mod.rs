@@ -43,11 +43,14 @@ pub enum WindowSize {
     Duration(Duration),
 }
 
+/// A function giving a tuple's event time in milliseconds.
+type Extractor = Arc<dyn Fn(&Tuple) -> Option<i64> + Send + Sync>;
+
 /// A tuple's event time in milliseconds, from a field or a function.
 #[derive(Clone)]
 enum Timestamp {
     Field(String),
-    Extractor(Arc<dyn Fn(&Tuple) -> Option<i64> + Send + Sync>),
+    Extractor(Extractor),
 }
 
 impl std::fmt::Debug for Timestamp {
