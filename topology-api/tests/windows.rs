@@ -98,9 +98,12 @@ impl WindowedBolt for Record {
     }
 }
 
+/// What arrived on the late stream: (the original values, the timestamp).
+type LateTuples = Arc<Mutex<Vec<(Vec<Value>, i64)>>>;
+
 /// Keeps what arrives on the late stream.
 struct LateSink {
-    late: Arc<Mutex<Vec<(Vec<Value>, i64)>>>,
+    late: LateTuples,
 }
 
 #[async_trait]
@@ -118,7 +121,7 @@ impl BasicBolt for LateSink {
 struct Harness {
     seen: Arc<Mutex<Vec<Seen>>>,
     outcomes: Arc<Mutex<BTreeMap<&'static str, u64>>>,
-    late: Arc<Mutex<Vec<(Vec<Value>, i64)>>>,
+    late: LateTuples,
 }
 
 /// Runs the events of `plan` (one list per spout task) through a windowed bolt.
