@@ -23,12 +23,12 @@ pub mod entry;
 pub use async_trait::async_trait;
 pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};
 pub use tempest_runtime::{
-    run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
-    ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, ExecutorError, FieldKey,
-    Fields, LocalOptions, LocalReport, OutputCollector, OutputDeclarer, RunError, Spout,
-    SpoutOutputCollector, TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError,
-    Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM,
-    TICK_STREAM,
+    run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, BoltEvent,
+    ComponentError, ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, EventSender,
+    ExecutorError, FieldKey, Fields, LocalOptions, LocalReport, OutputCollector, OutputDeclarer,
+    RunError, Spout, SpoutOutputCollector, TaskReport, TaskStats, Topology, TopologyContext, Tuple,
+    TupleError, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
+    DEFAULT_STREAM, TICK_STREAM,
 };
 
 /// Topology configuration: [`Config`] and the keys Tempest reads, with their defaults.

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tempest_protocol::control::stats::{ComponentPage, Window};
 use tempest_protocol::control::{
-    ActionResponse, ClusterSummary, ErrorBody, RebalanceRequest, SupervisorList, TopologyDetails,
-    TopologyList,
+    ActionResponse, ClusterSummary, ErrorBody, RebalanceRequest, SpoutLag, SupervisorList,
+    TopologyDetails, TopologyLag, TopologyList,
 };
 use tempest_server::linger;
 
@@ -173,6 +173,7 @@ pub fn routes<M: Monitor>(monitor: Arc<M>) -> Router {
             "/api/v1/topology/{name}/component/{component}",
             get(component::<M>),
         )
+        .route("/api/v1/topology/{name}/lag", get(lag::<M>))
         .route(
             "/api/v1/topology/{name}/worker-log/{host}/{port}",
             get(worker_log::<M>),
@@ -252,6 +253,16 @@ async fn topology<M: Monitor>(
 ) -> ApiResult<TopologyDetails> {
     let (window, sys) = (window(&query)?, sys(&query)?);
     m.topology(&name, window, sys).await.map(Json)
+}
+
+/// `GET /api/v1/topology/{name}/lag`: each Kafka spout's committed offset and log end per
+/// partition, from its tasks' latest reports.
+async fn lag<M: Monitor>(
+    State(m): Shared<M>,
+    Params(name): Params<String>,
+) -> ApiResult<TopologyLag> {
+    let details = m.topology(&name, Window::AllTime, false).await?;
+    Ok(Json(SpoutLag::of_tasks(&details.tasks)))
 }
 
 /// `GET /api/v1/topology/{name}/component/{component}?window=`.

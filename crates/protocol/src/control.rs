@@ -205,8 +205,87 @@ pub struct TaskMetrics {
     /// Late tuples (event-time windows).
     #[serde(default)]
     pub late: u64,
+    /// Where a spout stands in each partition of its source (a Kafka spout: committed offset
+    /// and log end), as it last reported.
+    #[serde(default)]
+    pub lag: Vec<PartitionLag>,
     /// Most recent errors.
     pub errors: Vec<TaskError>,
+}
+
+/// A spout's position in one partition of its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLag {
+    /// The topic (or stream) name.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset committed for the spout's group (-1 if none yet).
+    pub committed: i64,
+    /// The partition's log end (the next offset to be written).
+    pub log_end: i64,
+}
+
+/// `GET /api/v1/topology/{name}/lag`: per spout reporting partitions, Storm's shape.
+pub type TopologyLag = BTreeMap<String, SpoutLag>;
+
+/// One spout's lag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoutLag {
+    /// The spout's component id.
+    #[serde(rename = "spoutId")]
+    pub spout_id: String,
+    /// `KAFKA`.
+    #[serde(rename = "spoutType")]
+    pub spout_type: String,
+    /// By topic, then partition (as a string, like Storm's).
+    #[serde(rename = "spoutLagResult")]
+    pub result: BTreeMap<String, BTreeMap<String, PartitionOffsets>>,
+}
+
+/// A partition's offsets and lag, as Storm's UI gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffsets {
+    /// Committed offset (-1 if none).
+    #[serde(rename = "consumerCommittedOffset")]
+    pub committed: i64,
+    /// Log end.
+    #[serde(rename = "logHeadOffset")]
+    pub log_head: i64,
+    /// Log end minus committed (everything, if nothing is committed yet).
+    pub lag: i64,
+}
+
+impl SpoutLag {
+    /// The lag of every spout in `tasks` that reported partitions (the latest report of each
+    /// task; a partition reported by two tasks, during a rebalance, takes the higher commit).
+    pub fn of_tasks(tasks: &[PlacedTaskMetrics]) -> TopologyLag {
+        let mut out = TopologyLag::new();
+        for t in tasks.iter().filter(|t| !t.metrics.lag.is_empty()) {
+            let spout = out
+                .entry(t.metrics.component.clone())
+                .or_insert_with(|| SpoutLag {
+                    spout_id: t.metrics.component.clone(),
+                    spout_type: "KAFKA".into(),
+                    result: BTreeMap::new(),
+                });
+            for p in &t.metrics.lag {
+                let offsets = PartitionOffsets {
+                    committed: p.committed,
+                    log_head: p.log_end,
+                    lag: p.log_end - p.committed.max(0),
+                };
+                let partitions = spout.result.entry(p.topic.clone()).or_default();
+                let slot = partitions
+                    .entry(p.partition.to_string())
+                    .or_insert_with(|| offsets.clone());
+                if offsets.committed > slot.committed {
+                    *slot = offsets;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// An error a task reported.

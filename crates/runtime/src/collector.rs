@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tempest_protocol::control::{TaskError, TaskMetrics};
+use tempest_protocol::control::{PartitionLag, TaskError, TaskMetrics};
 
 /// Why an emit was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -93,6 +93,8 @@ pub(crate) struct Emitter {
     pub stats: TaskStats,
     pub lat: Latencies,
     board: Option<Arc<MetricsBoard>>,
+    /// The source positions a spout last reported.
+    pub lag: Vec<PartitionLag>,
 }
 
 /// Per-task counters, owned by the task's executor (no atomics on the hot path).
@@ -137,6 +139,7 @@ impl Emitter {
             stats: TaskStats::default(),
             lat: Latencies::default(),
             board,
+            lag: Vec::new(),
         }
     }
 
@@ -167,6 +170,7 @@ impl Emitter {
             capacity,
             held: self.stats.held,
             late: self.stats.late,
+            lag: self.lag.clone(),
             errors: self.errors.iter().cloned().collect(),
         });
     }
@@ -502,6 +506,13 @@ impl std::fmt::Debug for SpoutOutputCollector {
 }
 
 impl SpoutOutputCollector {
+    /// Reports where this spout task stands in each partition of its source (committed
+    /// offset and log end): the UI's lag table and `GET /api/v1/topology/{id}/lag` show the
+    /// latest report.
+    pub fn report_lag(&mut self, lag: Vec<PartitionLag>) {
+        self.em.lag = lag;
+    }
+
     /// Emits on the default stream. With a message id the tuple tree is tracked: the spout's
     /// `ack` or `fail` is called with that id once it completes, fails or times out.
     #[inline]

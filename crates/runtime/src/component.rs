@@ -44,6 +44,21 @@ pub trait Spout: Send + 'static {
     fn is_finished(&self) -> bool {
         false
     }
+    /// Exactly-once mode: where this spout stands in its source (what it has emitted so far),
+    /// saved with each checkpoint. `None` (the default): it cannot rewind, and the topology
+    /// cannot run exactly-once.
+    fn position(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Exactly-once mode: continue from `position` (one this spout returned from
+    /// [`Spout::position`]), after a rollback to the checkpoint it was saved with; called
+    /// before the next `next_tuple`.
+    async fn rewind(&mut self, _position: serde_json::Value) -> ComponentResult {
+        Err("this spout cannot rewind (implement Spout::position and Spout::rewind)".into())
+    }
+    /// Exactly-once mode: checkpoint `id`, whose positions include `position`, is complete:
+    /// the spout may make it durable in its source (a Kafka spout commits those offsets).
+    async fn checkpoint_complete(&mut self, _id: u64, _position: serde_json::Value) {}
 }
 
 /// An operator: receives tuples, emits tuples, acks or fails its inputs.
@@ -67,6 +82,62 @@ pub trait Bolt: Send + 'static {
     /// shorter wins); windowed bolts use it for their timers.
     fn tick_interval(&self) -> Option<std::time::Duration> {
         None
+    }
+    /// Handles an event sent with [`TopologyContext::events`]: something that completed after
+    /// `execute` returned (a write the broker confirmed, a call that answered). Runs on the
+    /// bolt's own executor, between tuples, with its collector: ack, fail or emit here. A bolt
+    /// that sends events must handle them; the default reports them as errors.
+    async fn event(
+        &mut self,
+        _event: BoltEvent,
+        _collector: &mut OutputCollector,
+    ) -> ComponentResult {
+        Err("this bolt received an event but does not handle events (implement Bolt::event)".into())
+    }
+}
+
+/// An event for a bolt task, of any type its sender chose ([`Bolt::event`]).
+pub struct BoltEvent(Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for BoltEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoltEvent(..)")
+    }
+}
+
+impl BoltEvent {
+    /// The event as a `T`, or itself back if it is another type.
+    pub fn downcast<T: std::any::Any>(self) -> Result<T, BoltEvent> {
+        self.0.downcast::<T>().map(|b| *b).map_err(BoltEvent)
+    }
+}
+
+/// Queue capacity of a bolt executor's events: senders wait when it is full.
+pub(crate) const EVENT_QUEUE: usize = 1024;
+
+/// Sends events to one bolt task from anywhere (another tokio task, a callback): they are
+/// handled by [`Bolt::event`] on the bolt's own executor. Clone it freely.
+#[derive(Debug, Clone)]
+pub struct EventSender {
+    task: u32,
+    queue: tokio::sync::mpsc::Sender<(u32, BoltEvent)>,
+}
+
+impl EventSender {
+    pub(crate) fn new(task: u32, queue: tokio::sync::mpsc::Sender<(u32, BoltEvent)>) -> Self {
+        EventSender { task, queue }
+    }
+
+    /// Sends `event`, waiting while the executor's event queue is full; `Err` gives it back
+    /// if the bolt has shut down.
+    pub async fn send<E: std::any::Any + Send>(&self, event: E) -> Result<(), E> {
+        self.queue
+            .send((self.task, BoltEvent(Box::new(event))))
+            .await
+            .map_err(|e| {
+                let (_, BoltEvent(boxed)) = e.0;
+                *boxed.downcast::<E>().expect("the event we just boxed")
+            })
     }
 }
 
@@ -180,6 +251,8 @@ pub struct TopologyContext {
     pub(crate) component: String,
     pub(crate) task_id: u32,
     pub(crate) config: Arc<Config>,
+    /// For bolts: where events for this task go.
+    pub(crate) events: Option<EventSender>,
 }
 
 impl TopologyContext {
@@ -214,5 +287,10 @@ impl TopologyContext {
     /// The whole topology spec.
     pub fn spec(&self) -> &TopologySpec {
         &self.spec
+    }
+    /// For a bolt task: a sender of events to it, handled by [`Bolt::event`] on its own
+    /// executor (spouts have none).
+    pub fn events(&self) -> Option<EventSender> {
+        self.events.clone()
     }
 }

@@ -11,7 +11,7 @@
 //! spout can never deadlock on full queues.
 
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
-use crate::component::{Bolt, Spout, TopologyContext};
+use crate::component::{Bolt, BoltEvent, Spout, TopologyContext};
 use crate::metrics::PUBLISH_EVERY;
 use crate::settings::RuntimeSettings;
 use crate::transfer::TreeOutcome;
@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 use tempest_protocol::status::TopologyStatus;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// What a task did, reported when its executor ends.
 #[derive(Debug, Clone)]
@@ -89,6 +89,7 @@ pub(crate) struct BoltTask {
 pub(crate) async fn run_bolts(
     mut tasks: Vec<BoltTask>,
     mut inbox: Inbox,
+    mut events: mpsc::Receiver<(u32, BoltEvent)>,
     transfer: Transfer,
     settings: RuntimeSettings,
     tick: Option<Duration>,
@@ -141,6 +142,21 @@ pub(crate) async fn run_bolts(
                         if !t.collector.em.outbox.ready.is_empty() {
                             send_ready(&mut t.collector.em.outbox, &transfer).await;
                         }
+                    }
+                }
+            }
+            Some((task, event)) = events.recv() => {
+                if let Some(t) = tasks.get_mut((task - first_task) as usize) {
+                    let result = AssertUnwindSafe(t.bolt.event(event, &mut t.collector))
+                        .catch_unwind()
+                        .await;
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => t.collector.report_error(format!("event failed: {e}")),
+                        Err(p) => t.collector.report_error(format!("event panicked: {}", panic_message(&*p))),
+                    }
+                    if !t.collector.em.outbox.ready.is_empty() {
+                        send_ready(&mut t.collector.em.outbox, &transfer).await;
                     }
                 }
             }

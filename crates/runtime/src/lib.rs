@@ -32,8 +32,8 @@ pub use collector::{
     BasicOutputCollector, EmitError, OutputCollector, SpoutOutputCollector, TaskStats,
 };
 pub use component::{
-    BasicBolt, BasicBoltAdapter, Bolt, ComponentError, ComponentResult, OutputDeclarer, Spout,
-    TopologyContext,
+    BasicBolt, BasicBoltAdapter, Bolt, BoltEvent, ComponentError, ComponentResult, EventSender,
+    OutputDeclarer, Spout, TopologyContext,
 };
 pub use executor::{ExecutorError, TaskReport};
 pub use grouping::{CustomGrouping, CustomGroupingFactory};

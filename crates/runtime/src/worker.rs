@@ -3,7 +3,7 @@
 
 use crate::acker::run_acker;
 use crate::collector::{Emitter, OutputCollector, PendingTrees, SpoutOutputCollector, StreamOut};
-use crate::component::TopologyContext;
+use crate::component::{EventSender, TopologyContext, EVENT_QUEUE};
 use crate::executor::{run_bolts, run_spouts, BoltTask, ExecutorError, SpoutTask, TaskReport};
 use crate::grouping::Router;
 use crate::metrics::MetricsBoard;
@@ -246,12 +246,15 @@ pub(crate) fn spawn_executors(
                 board.clone(),
             )
         };
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let is_bolt = c.kind == ComponentKind::Bolt;
         let ctx = |task: u32| TopologyContext {
             spec: spec.clone(),
             layout: layout.clone(),
             component: component.to_string(),
             task_id: task,
             config: config.clone(),
+            events: is_bolt.then(|| EventSender::new(task, events_tx.clone())),
         };
 
         match c.kind {
@@ -303,7 +306,7 @@ pub(crate) fn spawn_executors(
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                set.spawn(run_bolts(tasks, inbox, transfer, settings, tick));
+                set.spawn(run_bolts(tasks, inbox, events_rx, transfer, settings, tick));
             }
         }
     }
