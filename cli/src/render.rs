@@ -500,6 +500,7 @@ mod tests {
                         capacity: 0.25,
                         held: 0,
                         late: 0,
+                        lag: Vec::new(),
                         errors: vec![
                             TaskError {
                                 time_secs: 2,

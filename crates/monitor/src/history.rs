@@ -391,6 +391,7 @@ mod tests {
             capacity: 0.5,
             held: 0,
             late: 0,
+            lag: Vec::new(),
             ..TaskMetrics::default()
         }
     }
