@@ -160,6 +160,16 @@ pub fn encode(
         "task_capacity",
         "Fraction of the last second spent executing (bolts; near 1 means saturated)",
     );
+    let held = family::<Gauge>(
+        &mut registry,
+        "task_held_tuples",
+        "Tuples the task holds now (windowed bolts: in windows, not yet acked)",
+    );
+    let late = family::<Counter>(
+        &mut registry,
+        "task_late_tuples",
+        "Tuples that arrived below the watermark (event-time windowed bolts)",
+    );
     for t in topologies {
         let topology = t.name.to_string();
         workers
@@ -199,6 +209,9 @@ pub fn encode(
             complete_latency
                 .get_or_create(&labels)
                 .set(recent.complete_latency_ms());
+            held.get_or_create(&labels)
+                .set(i64::try_from(task.latest.held).unwrap_or(i64::MAX));
+            late.get_or_create(&labels).inc_by(task.latest.late);
             let c = task.latest.capacity;
             capacity
                 .get_or_create(&labels)

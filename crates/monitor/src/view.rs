@@ -73,14 +73,19 @@ fn row_counters(agg: &Aggregate) -> RowCounters {
         execute_latency: decimal3(t.execute_latency_ms()),
         process_latency: decimal3(t.process_latency_ms()),
         capacity: decimal3(agg.capacity),
+        held: agg.held,
+        late: agg.late,
     }
 }
 
-/// What a set of tasks did in a window, and their highest latest capacity.
+/// What a set of tasks did in a window, their highest latest capacity, and the tuples they
+/// hold and have seen late (latest reports, summed).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Aggregate {
     pub(crate) totals: Totals,
     pub(crate) capacity: f64,
+    pub(crate) held: u64,
+    pub(crate) late: u64,
 }
 
 impl Aggregate {
@@ -90,6 +95,8 @@ impl Aggregate {
         if c.is_finite() && c > self.capacity {
             self.capacity = c;
         }
+        self.held += task.latest.held;
+        self.late += task.latest.late;
     }
 }
 
@@ -307,6 +314,8 @@ impl<'a> Snapshot<'a> {
                     process_latency: decimal3(t.process_latency_ms()),
                     acked: t.acked,
                     failed: t.failed,
+                    held: agg.held,
+                    late: agg.late,
                     last_error,
                 }),
             }

@@ -38,6 +38,8 @@ function statColumns(isSpout) {
       { title: 'Process latency (ms)', num: true, get: (r) => ms(r.processLatency) },
       { title: 'Acked', num: true, get: (r) => int(r.acked) },
       { title: 'Failed', num: true, get: (r) => int(r.failed) },
+      { title: 'Held', num: true, get: (r) => int(r.held ?? 0) },
+      { title: 'Late', num: true, get: (r) => int(r.late ?? 0) },
     ];
 }
 

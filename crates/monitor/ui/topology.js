@@ -62,6 +62,8 @@ const bolts = table(byId('bolts'), [
   { title: 'Process latency (ms)', num: true, get: (c) => ms(c.processLatency) },
   { title: 'Acked', num: true, get: (c) => int(c.acked) },
   { title: 'Failed', num: true, get: (c) => int(c.failed) },
+  { title: 'Held', num: true, get: (c) => int(c.held ?? 0), help: 'tuples held now in windows (windowed bolts), not yet acked' },
+  { title: 'Late', num: true, get: (c) => int(c.late ?? 0), help: 'tuples that arrived below the watermark (event-time windows)' },
   { title: 'Last error', cls: 'wrap', get: lastError },
 ], { key: (c) => c.boltId, empty: 'No bolts.' });
 

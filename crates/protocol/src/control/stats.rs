@@ -220,6 +220,12 @@ pub struct BoltRow {
     pub acked: u64,
     /// Failed inputs.
     pub failed: u64,
+    /// Tuples its tasks hold now (windowed bolts).
+    #[serde(default)]
+    pub held: u64,
+    /// Late tuples its tasks saw (event-time windowed bolts).
+    #[serde(default)]
+    pub late: u64,
     /// Its last error.
     #[serde(flatten)]
     pub last_error: LastError,
@@ -346,6 +352,12 @@ pub struct RowCounters {
     pub process_latency: String,
     /// Capacity (bolts).
     pub capacity: String,
+    /// Tuples held now (windowed bolts).
+    #[serde(default)]
+    pub held: u64,
+    /// Late tuples seen (event-time windowed bolts).
+    #[serde(default)]
+    pub late: u64,
 }
 
 /// One task of `GET /api/v1/topology/{id}/component/{component}` (`executorStats[]`).
