@@ -5,6 +5,7 @@
 //! builds them (their crates have integration tests). Run `cargo build --workspace` first if you
 //! run only this package.
 
+pub mod kafka;
 pub mod netns;
 
 use nix::sys::signal::{kill, Signal};
@@ -78,6 +79,17 @@ fn test_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("out")).expect("test dir");
     dir
+}
+
+/// A new, empty temp dir for test `name` (with an `out/` dir in it), for tests that start
+/// their own processes; remove it with [`remove_test_dir`].
+pub fn scratch_dir(name: &str) -> PathBuf {
+    test_dir(name)
+}
+
+/// Removes a [`scratch_dir`], unless the test failed or `TEMPEST_KEEP_TEST_DIRS` is set.
+pub fn remove_test_dir(dir: &Path) {
+    remove_unless_failed(dir)
 }
 
 /// Removes a test's directory, unless the test failed (its logs are the evidence) or

@@ -35,6 +35,7 @@ enum BytesSelector {
 #[derive(Clone)]
 pub struct KafkaBoltConfig {
     bootstrap_servers: String,
+    bootstrap_key: Option<String>,
     topic: Option<TopicSelector>,
     key: BytesSelector,
     value: BytesSelector,
@@ -58,6 +59,7 @@ impl KafkaBoltConfig {
         KafkaBoltConfigBuilder {
             config: KafkaBoltConfig {
                 bootstrap_servers: bootstrap_servers.to_string(),
+                bootstrap_key: None,
                 topic: None,
                 key: BytesSelector::Field("key".into()),
                 value: BytesSelector::Field("message".into()),
@@ -75,6 +77,13 @@ pub struct KafkaBoltConfigBuilder {
 }
 
 impl KafkaBoltConfigBuilder {
+    /// Read the bootstrap servers from this topology config key when the task starts (set it
+    /// at launch with `-c KEY=host:port`); the builder's are the fallback (and may be empty).
+    pub fn bootstrap_servers_config_key(mut self, key: &str) -> Self {
+        self.config.bootstrap_key = Some(key.to_string());
+        self
+    }
+
     /// Every tuple goes to `topic`.
     pub fn topic(mut self, topic: &str) -> Self {
         self.config.topic = Some(TopicSelector::Fixed(topic.to_string()));
@@ -150,7 +159,7 @@ impl KafkaBoltConfigBuilder {
     pub fn build(self) -> Result<KafkaBoltConfig, KafkaConfigError> {
         let c = self.config;
         let bad = |m: String| Err(KafkaConfigError::Invalid(m));
-        if c.bootstrap_servers.trim().is_empty() {
+        if c.bootstrap_servers.trim().is_empty() && c.bootstrap_key.is_none() {
             return bad("bootstrap servers are empty: give host:port[,host:port...]".into());
         }
         match &c.topic {

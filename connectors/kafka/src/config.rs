@@ -97,6 +97,7 @@ impl Topics {
 #[derive(Clone)]
 pub struct KafkaSpoutConfig {
     pub(crate) bootstrap_servers: String,
+    pub(crate) bootstrap_key: Option<String>,
     pub(crate) topics: Topics,
     pub(crate) group_id: String,
     pub(crate) guarantee: ProcessingGuarantee,
@@ -131,6 +132,26 @@ impl std::fmt::Debug for KafkaSpoutConfig {
     }
 }
 
+/// The bootstrap servers: from the topology config key if one is set and present there, else
+/// `fallback`; an error naming the key when both are missing.
+pub(crate) fn resolve_bootstrap(
+    fallback: &str,
+    key: Option<&str>,
+    topology: &topology_api::Config,
+) -> Result<String, String> {
+    let from_key = key
+        .and_then(|k| topology.str(k))
+        .filter(|s| !s.trim().is_empty());
+    match (from_key, key) {
+        (Some(s), _) => Ok(s.to_string()),
+        (None, _) if !fallback.trim().is_empty() => Ok(fallback.to_string()),
+        (None, Some(k)) => Err(format!(
+            "no Kafka bootstrap servers: topology config key {k:?} is not set (set it with -c {k}=host:port)"
+        )),
+        (None, None) => Err("no Kafka bootstrap servers".into()),
+    }
+}
+
 impl KafkaSpoutConfig {
     /// A builder for a spout reading `topics` from the brokers `bootstrap_servers`
     /// (`host:port,host:port`).
@@ -138,6 +159,7 @@ impl KafkaSpoutConfig {
         KafkaSpoutConfigBuilder {
             config: KafkaSpoutConfig {
                 bootstrap_servers: bootstrap_servers.to_string(),
+                bootstrap_key: None,
                 topics,
                 group_id: String::new(),
                 guarantee: ProcessingGuarantee::default(),
@@ -187,6 +209,15 @@ pub struct KafkaSpoutConfigBuilder {
 }
 
 impl KafkaSpoutConfigBuilder {
+    /// Read the bootstrap servers from this topology config key when the task opens (set it
+    /// at launch with `-c KEY=host:port`), instead of the ones given to the builder, which are
+    /// the fallback (and may then be empty). Components are built again in every worker
+    /// process, so this is how one binary reads brokers chosen at submit time.
+    pub fn bootstrap_servers_config_key(mut self, key: &str) -> Self {
+        self.config.bootstrap_key = Some(key.to_string());
+        self
+    }
+
     /// The consumer group whose committed offsets the spout resumes from and commits to
     /// (required).
     pub fn group_id(mut self, group: &str) -> Self {
@@ -285,7 +316,7 @@ impl KafkaSpoutConfigBuilder {
     pub fn build(self) -> Result<KafkaSpoutConfig, KafkaConfigError> {
         let c = self.config;
         let bad = |m: String| Err(KafkaConfigError::Invalid(m));
-        if c.bootstrap_servers.trim().is_empty() {
+        if c.bootstrap_servers.trim().is_empty() && c.bootstrap_key.is_none() {
             return bad("bootstrap servers are empty: give host:port[,host:port...]".into());
         }
         match &c.topics {
@@ -401,6 +432,29 @@ mod tests {
         .contains("also a stream"));
         let pattern = Topics::pattern("(").expect_err("bad regex").to_string();
         assert!(pattern.contains("\"(\""), "{pattern}");
+    }
+
+    #[test]
+    fn bootstrap_servers_come_from_the_topology_config_when_asked() {
+        let mut topo = topology_api::Config::new();
+        assert_eq!(resolve_bootstrap("h:1", None, &topo), Ok("h:1".into()));
+        let e = resolve_bootstrap("", Some("kafka.servers"), &topo).expect_err("unset");
+        assert!(e.contains("\"kafka.servers\" is not set"), "{e}");
+        assert_eq!(
+            resolve_bootstrap("h:1", Some("kafka.servers"), &topo),
+            Ok("h:1".into()),
+            "the builder's are the fallback"
+        );
+        topo.set("kafka.servers", "h:2");
+        assert_eq!(
+            resolve_bootstrap("h:1", Some("kafka.servers"), &topo),
+            Ok("h:2".into())
+        );
+        assert!(KafkaSpoutConfig::builder("", Topics::names(["a"]))
+            .group_id("g")
+            .bootstrap_servers_config_key("kafka.servers")
+            .build()
+            .is_ok());
     }
 
     #[test]

@@ -788,6 +788,11 @@ impl Spout for KafkaSpout {
             ctx.component_id(),
             ctx.task_id()
         );
+        self.config.bootstrap_servers = crate::config::resolve_bootstrap(
+            &self.config.bootstrap_servers,
+            self.config.bootstrap_key.as_deref(),
+            ctx.config(),
+        )?;
         let consumer: Kafka = consumer_config(&self.config, &client_id)
             .create()
             .map_err(|e| {
