@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                Some(MS * 0),
+                Some(Duration::ZERO),
                 Some(MS * 4),
                 Some(MS * 8),
                 Some(MS * 16),
