@@ -501,6 +501,7 @@ mod tests {
                         held: 0,
                         late: 0,
                         lag: Vec::new(),
+                        checkpoint: None,
                         errors: vec![
                             TaskError {
                                 time_secs: 2,

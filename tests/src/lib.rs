@@ -7,6 +7,7 @@
 
 pub mod kafka;
 pub mod netns;
+pub mod redis;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -115,6 +116,26 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Like [`eventually`], but `check` says what it saw when it is not done yet (`Err`), and the
+/// panic after `timeout` shows the last of those.
+pub async fn eventually_or<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last seen: {last}"
+            ),
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -471,11 +492,23 @@ impl Cluster {
 
     /// Submits the test topology with the `tempest` CLI; returns its stdout.
     pub fn submit(&self, name: &str, workers: u32, config: &[(&str, String)]) -> String {
+        self.submit_bin(&topology_bin(), name, workers, config)
+    }
+
+    /// Submits topology binary `bin` (e.g. `workspace_bin("kafka_count")`) with the `tempest`
+    /// CLI, with `test.dir` set to [`Cluster::out_dir`]; returns its stdout.
+    pub fn submit_bin(
+        &self,
+        bin: &Path,
+        name: &str,
+        workers: u32,
+        config: &[(&str, String)],
+    ) -> String {
         let mut args = vec![
             "--nimbus".to_string(),
             self.url.clone(),
             "submit".into(),
-            topology_bin().display().to_string(),
+            bin.display().to_string(),
             "--name".into(),
             name.into(),
             "--workers".into(),

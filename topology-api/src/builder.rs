@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use tempest_protocol::config::Config;
+use tempest_protocol::config::TOPOLOGY_BOLTS_STATEFUL;
 use tempest_protocol::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, TopologySpec};
 use tempest_protocol::validate::{validate, TopologyError, TopologyErrors};
 use tempest_runtime::{
     BasicBolt, BasicBoltAdapter, Bolt, BoltFactory, CustomGrouping, CustomGroupingFactory,
-    OutputDeclarer, Spout, SpoutFactory, Topology, WindowedBolt, WindowedBoltAdapter, Windowing,
-    DEFAULT_STREAM,
+    OutputDeclarer, Spout, SpoutFactory, StatefulBolt, StatefulBoltAdapter, Topology, WindowedBolt,
+    WindowedBoltAdapter, Windowing, DEFAULT_STREAM,
 };
 
 /// The input of a subscription: a component's default stream (`"split"`) or a named one
@@ -169,6 +170,26 @@ impl TopologyBuilder {
         F: Fn() -> B + Send + Sync + 'static,
     {
         self.set_bolt(id, move || BasicBoltAdapter(factory()), parallelism)
+    }
+
+    /// Adds a stateful bolt ([`StatefulBolt`]): its key-value state is restored before its
+    /// first tuple and saved at every checkpoint; the topology then takes checkpoints every
+    /// `topology.state.checkpoint.interval.ms`. See the README's "State" section.
+    pub fn set_stateful_bolt<B, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: u32,
+    ) -> BoltDeclarer<'_>
+    where
+        B: StatefulBolt,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        let declarer = self.set_bolt(id, move || StatefulBoltAdapter::new(factory()), parallelism);
+        declarer.builder.spec.components[declarer.index]
+            .config
+            .set(TOPOLOGY_BOLTS_STATEFUL, true);
+        declarer
     }
 
     /// Adds a [`WindowedBolt`]: it sees `windowing`'s windows of its input instead of single

@@ -25,11 +25,16 @@ pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};
 pub use tempest_runtime::{
     run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, BoltEvent,
     ComponentError, ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, EventSender,
-    ExecutorError, FieldKey, Fields, LocalOptions, LocalReport, OutputCollector, OutputDeclarer,
-    RunError, Spout, SpoutOutputCollector, TaskReport, TaskStats, Topology, TopologyContext, Tuple,
-    TupleError, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
-    DEFAULT_STREAM, TICK_STREAM,
+    ExecutorError, FieldKey, Fields, KeyValueState, LocalOptions, LocalReport, OutputCollector,
+    OutputDeclarer, RunError, Spout, SpoutOutputCollector, StatefulBolt, TaskReport, TaskStats,
+    Topology, TopologyContext, Tuple, TupleError, Value, Values, Window, WindowCollector,
+    WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM, TICK_STREAM,
 };
+
+/// Stateful bolts' stores and their errors.
+pub mod state {
+    pub use tempest_runtime::state::*;
+}
 
 /// Topology configuration: [`Config`] and the keys Tempest reads, with their defaults.
 pub mod config {
@@ -59,9 +64,9 @@ pub use spec::{GroupingSpec, TopologySpec};
 pub mod prelude {
     pub use crate::{
         async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
-        ComponentResult, Config, CustomGrouping, OutputCollector, OutputDeclarer, Spout,
-        SpoutOutputCollector, Topology, TopologyBuilder, TopologyContext, Tuple, Value, Values,
-        Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
+        ComponentResult, Config, CustomGrouping, KeyValueState, OutputCollector, OutputDeclarer,
+        Spout, SpoutOutputCollector, StatefulBolt, Topology, TopologyBuilder, TopologyContext,
+        Tuple, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
     };
 }
 

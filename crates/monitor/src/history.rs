@@ -392,6 +392,7 @@ mod tests {
             held: 0,
             late: 0,
             lag: Vec::new(),
+            checkpoint: None,
             ..TaskMetrics::default()
         }
     }

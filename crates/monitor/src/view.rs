@@ -324,6 +324,7 @@ impl<'a> Snapshot<'a> {
             window: window.as_str().to_string(),
             window_hint: window.pretty(),
             msg_timeout: self.spec.config.u64_or(MESSAGE_TIMEOUT, 30).unwrap_or(30),
+            last_checkpoint: self.last_checkpoint(),
             topology_stats: Window::ALL
                 .into_iter()
                 .map(|w| self.window_stats(w, sys))
@@ -333,6 +334,30 @@ impl<'a> Snapshot<'a> {
             workers: self.worker_rows(),
             graph: self.graph(sys),
         }
+    }
+
+    /// The last checkpoint every spout task reported complete.
+    fn last_checkpoint(&self) -> Option<u64> {
+        if !self.spec.is_checkpointed() {
+            return None;
+        }
+        let spouts: Vec<&str> = self
+            .spec
+            .components
+            .iter()
+            .filter(|c| c.kind == ComponentKind::Spout)
+            .map(|c| c.id.as_str())
+            .collect();
+        let mut min: Option<u64> = None;
+        let mut any = false;
+        for t in self.tasks.values() {
+            if spouts.contains(&t.latest.component.as_str()) {
+                any = true;
+                let c = t.latest.checkpoint?;
+                min = Some(min.map_or(c, |m| m.min(c)));
+            }
+        }
+        min.filter(|_| any)
     }
 
     /// `GET /api/v1/topology/{id}`: `summary` with the config, the assignment, the latest

@@ -254,6 +254,7 @@ function render(d) {
     fact('Executors', int(d.executorsTotal)),
     fact('Tasks', int(d.tasksTotal)),
     fact('Message timeout', d.msgTimeout !== undefined ? `${d.msgTimeout}s` : '–'),
+    ...(d.lastCheckpoint != null ? [fact('Last checkpoint', String(d.lastCheckpoint))] : []),
     fact('Assignment', d.assignment ? `v${d.assignment.version}` : 'none'));
   byId('schedinfo').textContent = d.schedulerInfo ?? '';
   for (const action of Object.keys(ACTIONS)) byId(`action-${action}`).disabled = !allowed(action, d.status);

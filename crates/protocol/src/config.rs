@@ -54,6 +54,21 @@ pub const TOPOLOGY_BOLTS_WINDOW_IDLE_TIMEOUT_MS: &str = "topology.bolts.window.i
 /// Most tuples a windowed task holds; more are failed.
 pub const TOPOLOGY_BOLTS_WINDOW_MAX_TUPLES: &str = "topology.bolts.window.max.tuples";
 
+/// Set by the builder on a stateful bolt: the topology takes checkpoints.
+pub const TOPOLOGY_BOLTS_STATEFUL: &str = "topology.bolts.stateful";
+/// Milliseconds between checkpoints of a topology with stateful bolts.
+pub const TOPOLOGY_STATE_CHECKPOINT_INTERVAL_MS: &str = "topology.state.checkpoint.interval.ms";
+/// Where stateful bolts keep their state: `redb` (on disk, the default) or `redis`.
+pub const TOPOLOGY_STATE_PROVIDER: &str = "topology.state.provider";
+/// The directory of the `redb` state provider.
+pub const TOPOLOGY_STATE_REDB_DIR: &str = "topology.state.redb.dir";
+/// The URL of the `redis` state provider's server.
+pub const TOPOLOGY_STATE_REDIS_URL: &str = "topology.state.redis.url";
+/// Exactly-once state: spouts rewind and every task rolls back to the last checkpoint.
+pub const TOPOLOGY_STATE_EXACTLY_ONCE: &str = "topology.state.exactly.once";
+/// Most tuples a task buffers while it aligns a checkpoint's barriers (exactly-once).
+pub const TOPOLOGY_STATE_ALIGNMENT_MAX_TUPLES: &str = "topology.state.alignment.max.tuples";
+
 /// The type of a known key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -216,6 +231,48 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "100000",
         "most tuples a windowed task holds; more are failed and replayed",
     ),
+    key(
+        TOPOLOGY_BOLTS_STATEFUL,
+        KeyKind::Bool,
+        "false",
+        "set by `set_stateful_bolt`: the bolt keeps state and the topology takes checkpoints",
+    ),
+    key(
+        TOPOLOGY_STATE_CHECKPOINT_INTERVAL_MS,
+        KeyKind::Count,
+        "1000",
+        "how often spouts start a checkpoint (topologies with stateful bolts)",
+    ),
+    key(
+        TOPOLOGY_STATE_PROVIDER,
+        KeyKind::Text,
+        "redb",
+        "where state is kept: `redb` (files on the worker's disk) or `redis` (a shared server)",
+    ),
+    key(
+        TOPOLOGY_STATE_REDB_DIR,
+        KeyKind::Text,
+        "`tempest-state` (local), the supervisor's `state/` (workers)",
+        "directory of the redb state files, one per task",
+    ),
+    key(
+        TOPOLOGY_STATE_REDIS_URL,
+        KeyKind::Text,
+        "redis://127.0.0.1:6379",
+        "the Redis server of the redis state provider",
+    ),
+    key(
+        TOPOLOGY_STATE_EXACTLY_ONCE,
+        KeyKind::Bool,
+        "false",
+        "exactly-once state: barriers are aligned, spouts rewind, and after a failure every task rolls back to the last completed checkpoint",
+    ),
+    key(
+        TOPOLOGY_STATE_ALIGNMENT_MAX_TUPLES,
+        KeyKind::Count,
+        "100000",
+        "most tuples a task buffers while aligning barriers; beyond it that checkpoint is abandoned",
+    ),
 ];
 
 /// The known key of this name.
@@ -347,6 +404,18 @@ impl Config {
             Some(v) => v.as_bool().ok_or_else(|| ConfigError {
                 key: key.into(),
                 expected: "true or false",
+                value: v.clone(),
+            }),
+        }
+    }
+
+    /// A string key, or `default` when absent.
+    pub fn str_or<'a>(&'a self, key: &str, default: &'a str) -> Result<&'a str, ConfigError> {
+        match self.0.get(key) {
+            None | Some(Json::Null) => Ok(default),
+            Some(v) => v.as_str().ok_or_else(|| ConfigError {
+                key: key.into(),
+                expected: "a string",
                 value: v.clone(),
             }),
         }

@@ -209,6 +209,11 @@ pub struct TaskMetrics {
     /// and log end), as it last reported.
     #[serde(default)]
     pub lag: Vec<PartitionLag>,
+    /// The last checkpoint this task completed: for a spout task, the last whose barriers
+    /// every downstream task passed; for a bolt task, the last it saved (checkpointed
+    /// topologies only).
+    #[serde(default)]
+    pub checkpoint: Option<u64>,
     /// Most recent errors.
     pub errors: Vec<TaskError>,
 }

@@ -9,6 +9,8 @@ use std::ops::Range;
 
 /// The component id of the acker system bolt.
 pub const ACKER_COMPONENT: &str = "__acker";
+/// The system stream checkpoint barriers travel on, from every task to every consumer task.
+pub const CHECKPOINT_STREAM: &str = "__checkpoint";
 
 /// How an edge partitions tuples among the consumer's tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +232,16 @@ pub fn executor_task_ranges(range: Range<u32>, executors: u32) -> Vec<Range<u32>
 }
 
 impl TopologySpec {
-    /// The component with this id.
+    /// True if a bolt keeps state: spouts start checkpoints and every task takes part.
+    pub fn is_checkpointed(&self) -> bool {
+        self.components.iter().any(|c| {
+            c.config
+                .bool_or(crate::config::TOPOLOGY_BOLTS_STATEFUL, false)
+                .unwrap_or(false)
+        })
+    }
+
+    /// The component of this id.
     pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
         self.components.iter().find(|c| c.id == id)
     }

@@ -135,6 +135,12 @@ pub enum TopologyError {
         /// What is wrong, with the values and the keys that set them.
         message: String,
     },
+    /// A topology with stateful bolts cannot checkpoint as configured.
+    #[error("state: {message}")]
+    BadState {
+        /// What is wrong, naming the keys involved.
+        message: String,
+    },
     /// The component graph has a cycle.
     #[error("the topology has a cycle: {}", path.join(" -> "))]
     Cycle {
@@ -249,6 +255,9 @@ pub fn validate(spec: &TopologySpec) -> Result<(), TopologyErrors> {
             scope: "topology".into(),
             message: e.to_string(),
         });
+    }
+    if let Some(message) = state_problem(spec) {
+        errs.push(TopologyError::BadState { message });
     }
     let total: u64 = spec.components.iter().map(|c| u64::from(c.num_tasks)).sum();
     if total > MAX_TASKS {
@@ -446,4 +455,25 @@ fn walk_back<N, E>(
         }
     }
     false
+}
+
+/// Why a topology with stateful bolts cannot checkpoint, if it cannot: checkpoints are tracked
+/// tuple trees, so they need ackers; the provider must be one Tempest has.
+fn state_problem(spec: &TopologySpec) -> Option<String> {
+    use crate::config::{TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_STATE_PROVIDER};
+    if !spec.is_checkpointed() {
+        return None;
+    }
+    if spec.config.u64_or(TOPOLOGY_ACKER_EXECUTORS, 1).ok() == Some(0) {
+        return Some(format!(
+            "stateful bolts need acking: checkpoints are tracked tuple trees, but {TOPOLOGY_ACKER_EXECUTORS} is 0"
+        ));
+    }
+    match spec.config.str_or(TOPOLOGY_STATE_PROVIDER, "redb") {
+        Ok("redb" | "redis") => None,
+        Ok(other) => Some(format!(
+            "{TOPOLOGY_STATE_PROVIDER} is {other:?}; the providers are \"redb\" and \"redis\""
+        )),
+        Err(_) => None,
+    }
 }

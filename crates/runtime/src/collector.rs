@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempest_protocol::control::{PartitionLag, TaskError, TaskMetrics};
+use tempest_protocol::spec::CHECKPOINT_STREAM;
 
 /// Why an emit was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -95,6 +96,12 @@ pub(crate) struct Emitter {
     board: Option<Arc<MetricsBoard>>,
     /// The source positions a spout last reported.
     pub lag: Vec<PartitionLag>,
+    /// The last checkpoint this task completed (checkpointed topologies).
+    pub checkpoint: Option<u64>,
+    /// Checkpoint barriers go to every task of every consumer: `barrier_meta` is this
+    /// component's barrier stream, `barrier_targets` those tasks (sorted).
+    pub barrier_meta: &'static StreamMeta,
+    pub barrier_targets: Vec<u32>,
 }
 
 /// Per-task counters, owned by the task's executor (no atomics on the hot path).
@@ -126,6 +133,11 @@ impl Emitter {
         debug: bool,
         board: Option<Arc<MetricsBoard>>,
     ) -> Self {
+        let barrier_meta = StreamMeta::intern(
+            &component,
+            CHECKPOINT_STREAM,
+            &crate::tuple::Fields::from(["id"]),
+        );
         Emitter {
             task_id,
             component,
@@ -140,6 +152,22 @@ impl Emitter {
             lat: Latencies::default(),
             board,
             lag: Vec::new(),
+            checkpoint: None,
+            barrier_meta,
+            barrier_targets: Vec::new(),
+        }
+    }
+
+    /// Sends checkpoint barrier `id` to every consumer task, each copy anchored by `ids`.
+    pub(crate) fn send_barrier(&mut self, id: u64, mut ids: impl FnMut(&mut Self) -> Anchors) {
+        let meta = self.barrier_meta;
+        for i in 0..self.barrier_targets.len() {
+            let task = self.barrier_targets[i];
+            let anchors = ids(self);
+            self.outbox.push_tuple(
+                task,
+                Tuple::new(meta, crate::values![id], self.task_id, anchors),
+            );
         }
     }
 
@@ -171,6 +199,7 @@ impl Emitter {
             held: self.stats.held,
             late: self.stats.late,
             lag: self.lag.clone(),
+            checkpoint: self.checkpoint,
             errors: self.errors.iter().cloned().collect(),
         });
     }
@@ -351,26 +380,26 @@ impl OutputCollector {
             self.em.deliver(idx, values, |_| Anchors::new());
             return;
         }
-        self.em.deliver(idx, values, |em| {
-            let mut ids = Anchors::new();
-            for a in anchors.iter().filter(|a| a.is_tracked()) {
-                let edge = em.rng.u64(..);
-                a.add_child_edge(edge);
-                for &(root, _) in &a.anchors {
-                    match ids.iter_mut().find(|(r, _)| *r == root) {
-                        Some((_, id)) => *id ^= edge,
-                        None => ids.push((root, edge)),
-                    }
-                }
-            }
-            ids
-        });
+        self.em.deliver(idx, values, |em| anchor_ids(em, anchors));
+    }
+
+    /// Passes checkpoint barrier `id` on to every consumer task, anchored to the barriers
+    /// that completed it here (so the spouts learn when every task downstream passed it).
+    pub(crate) fn forward_barrier(&mut self, id: u64, barriers: &[Tuple]) {
+        let anchors: Vec<&Tuple> = barriers.iter().collect();
+        self.em.send_barrier(id, |em| anchor_ids(em, &anchors));
     }
 
     /// Acks `input`: its part of the tuple tree is done.
     #[inline]
     pub fn ack(&mut self, input: &Tuple) {
         self.em.stats.acked += 1;
+        self.ack_uncounted(input);
+    }
+
+    /// Acks `input` without counting it (checkpoint barriers).
+    #[inline]
+    pub(crate) fn ack_uncounted(&mut self, input: &Tuple) {
         if !self.em.tracking() {
             return;
         }
@@ -411,6 +440,23 @@ impl OutputCollector {
     pub fn task_id(&self) -> u32 {
         self.em.task_id
     }
+}
+
+/// A new edge from each tracked tuple of `anchors` to a child: the child's tree ids.
+#[inline]
+fn anchor_ids(em: &mut Emitter, anchors: &[&Tuple]) -> Anchors {
+    let mut ids = Anchors::new();
+    for a in anchors.iter().filter(|a| a.is_tracked()) {
+        let edge = em.rng.u64(..);
+        a.add_child_edge(edge);
+        for &(root, _) in &a.anchors {
+            match ids.iter_mut().find(|(r, _)| *r == root) {
+                Some((_, id)) => *id ^= edge,
+                None => ids.push((root, edge)),
+            }
+        }
+    }
+    ids
 }
 
 /// The collector a [`BasicBolt`](crate::BasicBolt) emits with: every emit is anchored to the input.
@@ -576,6 +622,33 @@ impl SpoutOutputCollector {
             },
         );
         self.pending.insert(root, msg_id, Instant::now());
+    }
+
+    /// Sends checkpoint barrier `id` to every consumer task as the root of a tracked tree;
+    /// returns the root (`None`: no consumers or tracking off, nothing to wait for).
+    pub(crate) fn emit_barrier(&mut self, id: u64) -> Option<u64> {
+        if !self.em.tracking() || self.em.barrier_targets.is_empty() {
+            self.em.send_barrier(id, |_| Anchors::new());
+            return None;
+        }
+        let root = self.em.rng.u64(1..);
+        let mut xor = 0u64;
+        self.em.send_barrier(id, |em| {
+            let edge = em.rng.u64(..);
+            xor ^= edge;
+            smallvec::smallvec![(root, edge)]
+        });
+        let spout_task = self.em.task_id;
+        let acker = self.em.acker_for(root);
+        self.em.outbox.push_acker(
+            acker,
+            AckerMsg::Init {
+                root,
+                xor,
+                spout_task,
+            },
+        );
+        Some(root)
     }
 
     /// Reports an error: logged and kept with the task's recent errors.

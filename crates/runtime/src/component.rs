@@ -83,6 +83,13 @@ pub trait Bolt: Send + 'static {
     fn tick_interval(&self) -> Option<std::time::Duration> {
         None
     }
+    /// A checkpoint barrier reached this task on every input (topologies with stateful
+    /// bolts): make what the task holds durable as of checkpoint `id`, before the barrier
+    /// moves on. Stateful bolts save their state here; another bolt may flush a buffer. An
+    /// `Err` abandons the checkpoint (it never completes; the next one is tried).
+    async fn checkpoint(&mut self, _id: u64, _collector: &mut OutputCollector) -> ComponentResult {
+        Ok(())
+    }
     /// Handles an event sent with [`TopologyContext::events`]: something that completed after
     /// `execute` returned (a write the broker confirmed, a call that answered). Runs on the
     /// bolt's own executor, between tuples, with its collector: ack, fail or emit here. A bolt
@@ -253,6 +260,8 @@ pub struct TopologyContext {
     pub(crate) config: Arc<Config>,
     /// For bolts: where events for this task go.
     pub(crate) events: Option<EventSender>,
+    /// Checkpointed topologies: where state lives and what to restore.
+    pub(crate) state: Option<Arc<crate::state::StateContext>>,
 }
 
 impl TopologyContext {

@@ -14,6 +14,9 @@ use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats
 use crate::component::{Bolt, BoltEvent, Spout, TopologyContext};
 use crate::metrics::PUBLISH_EVERY;
 use crate::settings::RuntimeSettings;
+use crate::state::barrier::{Aligner, Step};
+use crate::state::store::StateStore;
+use crate::state::StateContext;
 use crate::transfer::TreeOutcome;
 use crate::transfer::{Envelope, Inbox, Outbox, Payload, Transfer, TransferError};
 use crate::tuple::{Anchors, Fields, StreamMeta, Tuple, SYSTEM_COMPONENT, TICK_STREAM};
@@ -83,6 +86,10 @@ pub(crate) struct BoltTask {
     pub bolt: Box<dyn Bolt>,
     pub collector: OutputCollector,
     pub ctx: TopologyContext,
+    /// Checkpointed topologies: the task's barrier bookkeeping.
+    pub aligner: Option<Aligner>,
+    /// The last checkpoint failure reported (the same one again is not reported again).
+    pub checkpoint_error: Option<String>,
 }
 
 /// Runs the tasks of one bolt executor until its queue closes.
@@ -128,7 +135,9 @@ pub(crate) async fn run_bolts(
                 if let Payload::Tuples(batch) = env.payload {
                     let received = Instant::now();
                     for tuple in batch {
-                        if t.collector.em.lat.sample_next() {
+                        if t.aligner.is_some() {
+                            deliver_aligned(t, tuple).await;
+                        } else if t.collector.em.lat.sample_next() {
                             let start = Instant::now();
                             execute(t, tuple).await;
                             let end = Instant::now();
@@ -198,6 +207,54 @@ pub(crate) async fn run_bolts(
     Ok(reports)
 }
 
+/// Hands a tuple to the task's barrier bookkeeping and does what it says: execute tuples,
+/// take checkpoints (then pass the barrier on and ack it), fail abandoned barriers.
+async fn deliver_aligned(t: &mut BoltTask, tuple: Tuple) {
+    let aligner = t.aligner.as_mut().expect("checked by the caller");
+    aligner.offer(tuple);
+    while let Some(step) = t.aligner.as_mut().and_then(Aligner::next) {
+        match step {
+            Step::Execute(tuple) => execute(t, tuple).await,
+            Step::Checkpoint { id, barriers } => {
+                let result = AssertUnwindSafe(t.bolt.checkpoint(id, &mut t.collector))
+                    .catch_unwind()
+                    .await;
+                let failure = match result {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("checkpoint failed: {e}")),
+                    Err(p) => Some(format!("checkpoint panicked: {}", panic_message(&*p))),
+                };
+                match failure {
+                    None => {
+                        t.checkpoint_error = None;
+                        t.collector.em.checkpoint = Some(id);
+                        t.collector.forward_barrier(id, &barriers);
+                        for b in &barriers {
+                            t.collector.ack_uncounted(b);
+                        }
+                    }
+                    Some(message) => {
+                        if t.checkpoint_error.as_ref() != Some(&message) {
+                            t.collector.report_error(format!(
+                                "{message} (checkpoint {id}; not reported again while it repeats)"
+                            ));
+                            t.checkpoint_error = Some(message);
+                        }
+                        for b in &barriers {
+                            t.collector.fail_roots(&b.anchors);
+                        }
+                    }
+                }
+            }
+            Step::Fail(barriers) => {
+                for b in &barriers {
+                    t.collector.fail_roots(&b.anchors);
+                }
+            }
+        }
+    }
+}
+
 /// Executes one tuple; an error or panic fails the input's tree and is reported.
 #[inline]
 async fn execute(t: &mut BoltTask, tuple: Tuple) {
@@ -238,6 +295,195 @@ pub(crate) struct SpoutTask {
     pub spout: Box<dyn Spout>,
     pub collector: SpoutOutputCollector,
     pub ctx: TopologyContext,
+    /// Checkpointed topologies: the barriers this task starts.
+    pub checkpoints: Option<SpoutCheckpoints>,
+}
+
+/// A spout task's part in checkpoints: it starts one every interval (one at a time), as a
+/// barrier to every consumer task, and learns from the barrier's tree when every task below
+/// it has saved it. In exactly-once mode it saves its position with each barrier, rewinds to
+/// the restored checkpoint's position at start, and records each completed checkpoint.
+pub(crate) struct SpoutCheckpoints {
+    sc: std::sync::Arc<StateContext>,
+    /// Exactly once: where the positions are saved.
+    store: Option<Box<dyn StateStore>>,
+    next_at: Instant,
+    last_id: u64,
+    /// The barrier in flight: root, checkpoint id, position, when it was sent.
+    in_flight: Option<(u64, u64, Option<serde_json::Value>, Instant)>,
+}
+
+const POSITION_KEY: &[u8] = b"position";
+
+impl SpoutCheckpoints {
+    pub(crate) fn new(sc: std::sync::Arc<StateContext>) -> Self {
+        SpoutCheckpoints {
+            last_id: sc.start_after(),
+            next_at: Instant::now() + sc.interval,
+            sc,
+            store: None,
+            in_flight: None,
+        }
+    }
+
+    /// Exactly once: opens the position store and rewinds the spout to the restored
+    /// checkpoint's position.
+    async fn open(&mut self, t: &mut SpoutTaskParts<'_>) -> Result<(), String> {
+        if !self.sc.exactly_once {
+            return Ok(());
+        }
+        if t.spout.position().is_none() {
+            return Err("exactly-once mode needs spouts that can rewind: this one returns no position (implement Spout::position and Spout::rewind)".into());
+        }
+        let restore = self.sc.restore.clone()?;
+        let mut store = self
+            .sc
+            .provider
+            .open(&self.sc.topology, t.component, t.task)
+            .map_err(|e| e.to_string())?;
+        if let Some(g) = restore {
+            let restored = store.restore(Some(g)).map_err(|e| e.to_string())?;
+            let position = restored
+                .entries
+                .into_iter()
+                .find(|(k, _)| k == POSITION_KEY)
+                .ok_or_else(|| format!("checkpoint {g} has no position for this spout"))?;
+            let position: serde_json::Value = serde_json::from_slice(&position.1)
+                .map_err(|e| format!("the position saved with checkpoint {g} is damaged: {e}"))?;
+            tracing::info!(task = t.task, checkpoint = g, %position, "rewinding to the last completed checkpoint");
+            t.spout
+                .rewind(position)
+                .await
+                .map_err(|e| format!("rewind failed: {e}"))?;
+        } else {
+            // Nothing completed: drop positions of checkpoints that never did.
+            let _ = store.restore(Some(0));
+        }
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Starts the next checkpoint if it is due and none is in flight.
+    fn maybe_start(&mut self, t: &mut SpoutTaskParts<'_>, now: Instant, timeout: Duration) {
+        if let Some((_, id, _, sent)) = &self.in_flight {
+            if now.duration_since(*sent) < timeout {
+                return;
+            }
+            tracing::warn!(task = t.task, checkpoint = id, "checkpoint timed out");
+            self.in_flight = None;
+        }
+        if now < self.next_at {
+            return;
+        }
+        self.next_at = now + self.sc.interval;
+        let id = if self.sc.exactly_once {
+            // Every spout task counts from the same restored checkpoint: ids agree.
+            self.last_id + 1
+        } else {
+            let ms = self.sc.interval.as_millis().max(1) as u64;
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            (self.last_id + 1).max(wall / ms * ms)
+        };
+        let position = if self.sc.exactly_once {
+            let Some(p) = t.spout.position() else {
+                t.collector.report_error(
+                    "the spout stopped reporting its position: no checkpoint started",
+                );
+                return;
+            };
+            let bytes = serde_json::to_vec(&p).unwrap_or_default();
+            let saved = self
+                .store
+                .as_mut()
+                .map(|s| s.save(id, &vec![(POSITION_KEY.to_vec(), Some(bytes))]));
+            if let Some(Err(e)) = saved {
+                t.collector
+                    .report_error(format!("checkpoint {id}: saving the position: {e}"));
+                return;
+            }
+            Some(p)
+        } else {
+            None
+        };
+        self.last_id = id;
+        match t.collector.emit_barrier(id) {
+            Some(root) => self.in_flight = Some((root, id, position, now)),
+            None => {
+                // No consumer: complete already.
+                t.collector.em.checkpoint = Some(id);
+            }
+        }
+    }
+
+    /// The outcome of a tree, if it is this task's barrier: returns the completed checkpoint
+    /// and its position.
+    fn outcome(
+        &mut self,
+        root: u64,
+        acked: bool,
+        t: &mut SpoutTaskParts<'_>,
+    ) -> Option<Option<(u64, serde_json::Value)>> {
+        match &self.in_flight {
+            Some((r, ..)) if *r == root => {}
+            _ => return None,
+        }
+        let (_, id, position, _) = self.in_flight.take().expect("matched");
+        if !acked {
+            tracing::debug!(
+                task = t.task,
+                checkpoint = id,
+                "checkpoint failed; the next one will be tried"
+            );
+            return Some(None);
+        }
+        t.collector.em.checkpoint = Some(id);
+        if !self.sc.exactly_once {
+            return Some(None);
+        }
+        if let Err(e) = self
+            .sc
+            .provider
+            .mark_complete(&self.sc.topology, t.task, id)
+        {
+            t.collector
+                .report_error(format!("checkpoint {id}: recording its completion: {e}"));
+            return Some(None);
+        }
+        if let Ok(Some(g)) = self
+            .sc
+            .provider
+            .completed(&self.sc.topology, &self.sc.spout_tasks)
+        {
+            if let Some(store) = self.store.as_mut() {
+                let _ = store.compact(g);
+            }
+        }
+        Some(position.map(|p| (id, p)))
+    }
+}
+
+/// What [`SpoutCheckpoints`] needs of its task (split from it to satisfy the borrow checker).
+struct SpoutTaskParts<'a> {
+    spout: &'a mut Box<dyn Spout>,
+    collector: &'a mut SpoutOutputCollector,
+    component: &'a str,
+    task: u32,
+}
+
+impl SpoutTask {
+    fn parts(&mut self) -> (Option<&mut SpoutCheckpoints>, SpoutTaskParts<'_>) {
+        (
+            self.checkpoints.as_mut(),
+            SpoutTaskParts {
+                spout: &mut self.spout,
+                collector: &mut self.collector,
+                component: &self.ctx.component,
+                task: self.ctx.task_id,
+            },
+        )
+    }
 }
 
 /// Runs the tasks of one spout executor until they are finished (every tree complete) or the
@@ -262,6 +508,19 @@ pub(crate) async fn run_spouts(
             what: "open",
             message,
         });
+    }
+    for t in &mut tasks {
+        let (checkpoints, mut parts) = t.parts();
+        if let Some(c) = checkpoints {
+            if let Err(message) = c.open(&mut parts).await {
+                return Err(ExecutorError {
+                    component: t.ctx.component.clone(),
+                    task: t.ctx.task_id,
+                    what: "checkpoint restore",
+                    message,
+                });
+            }
+        }
     }
     let first_task = tasks.first().map_or(0, |t| t.ctx.task_id);
     let mut active = false;
@@ -306,6 +565,22 @@ pub(crate) async fn run_spouts(
         }
 
         for t in &mut tasks {
+            let (checkpoints, mut parts) = t.parts();
+            if let Some(c) = checkpoints {
+                let before = c.last_id;
+                c.maybe_start(&mut parts, now, settings.message_timeout);
+                if c.last_id != before {
+                    // Send the barrier now, also when the spout is inactive or finished.
+                    t.collector.em.outbox.flush();
+                    send_draining(
+                        &mut t.collector.em.outbox,
+                        &transfer,
+                        &mut inbox,
+                        &mut stash,
+                    )
+                    .await;
+                }
+            }
             t.collector.em.maybe_publish(now);
         }
         if tasks
@@ -423,6 +698,24 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
     };
     let now = Instant::now();
     for o in outcomes {
+        let (root, acked) = match o {
+            TreeOutcome::Acked { root } => (root, true),
+            TreeOutcome::Failed { root } => (root, false),
+        };
+        let (checkpoints, mut parts) = t.parts();
+        if let Some(c) = checkpoints {
+            if let Some(completed) = c.outcome(root, acked, &mut parts) {
+                if let Some((id, position)) = completed {
+                    guarded(
+                        t.spout.checkpoint_complete(id, position),
+                        &mut t.collector.em,
+                        "checkpoint_complete",
+                    )
+                    .await;
+                }
+                continue;
+            }
+        }
         match o {
             TreeOutcome::Acked { root } => {
                 if let Some(tree) = t.collector.pending.take(root) {

@@ -4,13 +4,18 @@
 use crate::acker::run_acker;
 use crate::collector::{Emitter, OutputCollector, PendingTrees, SpoutOutputCollector, StreamOut};
 use crate::component::{EventSender, TopologyContext, EVENT_QUEUE};
-use crate::executor::{run_bolts, run_spouts, BoltTask, ExecutorError, SpoutTask, TaskReport};
+use crate::executor::{
+    run_bolts, run_spouts, BoltTask, ExecutorError, SpoutCheckpoints, SpoutTask, TaskReport,
+};
 use crate::grouping::Router;
 use crate::metrics::MetricsBoard;
 use crate::settings::RuntimeSettings;
+use crate::state::barrier::Aligner;
+use crate::state::StateContext;
 use crate::topology::{SpecMismatch, Topology};
 use crate::transfer::{Destinations, InboxSender, Outbox, Transfer};
 use crate::tuple::{Fields, StreamMeta};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tempest_protocol::config::{ConfigError, TOPOLOGY_DEBUG, TOPOLOGY_TICK_TUPLE_FREQ_SECS};
@@ -58,12 +63,22 @@ pub async fn run_executors(
     status: Arc<watch::Sender<TopologyStatus>>,
     board: Option<Arc<MetricsBoard>>,
 ) -> Result<Vec<TaskReport>, RunError> {
-    let (running, inbound) =
-        spawn_executors(topology, hosted, status, &Transfer::default(), board)?;
+    let (running, inbound) = spawn_executors(
+        topology,
+        hosted,
+        status,
+        &Transfer::default(),
+        board,
+        PathBuf::from(LOCAL_STATE_DIR),
+    )?;
     // Nothing arrives from outside: only executors hold senders, so queues close in DAG order.
     drop(inbound);
     running.join().await
 }
+
+/// Where local mode keeps redb state files unless `topology.state.redb.dir` says otherwise
+/// (relative to the working directory).
+pub(crate) const LOCAL_STATE_DIR: &str = "tempest-state";
 
 /// Executors running in this process.
 pub(crate) struct RunningExecutors {
@@ -109,10 +124,12 @@ pub(crate) fn spawn_executors(
     status: Arc<watch::Sender<TopologyStatus>>,
     remote: &Transfer,
     board: Option<Arc<MetricsBoard>>,
+    state_dir: PathBuf,
 ) -> Result<(RunningExecutors, Transfer), RunError> {
     validate(&topology.spec)?;
     let spec = Arc::new(topology.spec.clone());
     let layout = Arc::new(TaskLayout::of(&spec));
+    let state = StateContext::of(&spec, &layout, state_dir)?.map(Arc::new);
     let top_settings = RuntimeSettings::from_config(&spec.config)?;
     let max_task = layout.max_task();
     let tracking = top_settings.ackers > 0;
@@ -185,6 +202,13 @@ pub(crate) fn spawn_executors(
             .flat_map(|(sub, _)| layout.tasks(&sub.id))
             .chain(ackers.clone())
             .collect();
+        let mut barrier_targets: Vec<u32> = consumers
+            .iter()
+            .copied()
+            .filter(|t| !ackers.contains(t))
+            .collect();
+        barrier_targets.sort_unstable();
+        barrier_targets.dedup();
         let destinations = Destinations::of(consumers.clone());
         let transfer = transfer_to(&mut consumers.into_iter());
 
@@ -236,7 +260,7 @@ pub(crate) fn spawn_executors(
                     }
                 })
                 .collect();
-            Emitter::new(
+            let mut em = Emitter::new(
                 task,
                 component.to_string(),
                 streams,
@@ -244,7 +268,11 @@ pub(crate) fn spawn_executors(
                 ackers.clone(),
                 debug,
                 board.clone(),
-            )
+            );
+            if state.is_some() {
+                em.barrier_targets = barrier_targets.clone();
+            }
+            em
         };
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let is_bolt = c.kind == ComponentKind::Bolt;
@@ -255,6 +283,24 @@ pub(crate) fn spawn_executors(
             task_id: task,
             config: config.clone(),
             events: is_bolt.then(|| EventSender::new(task, events_tx.clone())),
+            state: state.clone(),
+        };
+        // Checkpointed topologies: every task of every component this bolt reads from sends
+        // it barriers.
+        let upstream: Vec<u32> = c
+            .inputs
+            .iter()
+            .flat_map(|i| layout.tasks(&i.component))
+            .collect();
+        let aligner = || {
+            state.as_ref().map(|sc| {
+                Aligner::new(
+                    upstream.iter().copied(),
+                    sc.start_after(),
+                    sc.exactly_once,
+                    sc.max_buffered,
+                )
+            })
         };
 
         match c.kind {
@@ -275,6 +321,7 @@ pub(crate) fn spawn_executors(
                             emits: 0,
                         },
                         ctx: ctx(t),
+                        checkpoints: state.clone().map(SpoutCheckpoints::new),
                     })
                     .collect();
                 let status = status.subscribe();
@@ -298,6 +345,8 @@ pub(crate) fn spawn_executors(
                             em: emitter(t, &mut rng),
                         },
                         ctx: ctx(t),
+                        aligner: aligner(),
+                        checkpoint_error: None,
                     })
                     .collect();
                 // The shorter of the user's ticks and what the bolt needs (window timers).

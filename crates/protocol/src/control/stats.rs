@@ -317,6 +317,10 @@ pub struct TopologyView {
     pub window_hint: String,
     /// `topology.message.timeout.secs`.
     pub msg_timeout: u64,
+    /// Checkpointed topologies: the last checkpoint every spout task saw complete (every task
+    /// below it saved it); `None` before the first, or without stateful bolts.
+    #[serde(default)]
+    pub last_checkpoint: Option<u64>,
     /// Topology totals, one per window.
     pub topology_stats: Vec<WindowStats>,
     /// Spouts in the asked window.

@@ -14,7 +14,7 @@ use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tempest_protocol::spec::TopologySpec;
+use tempest_protocol::spec::{TopologySpec, CHECKPOINT_STREAM};
 
 /// Numbers every declared stream of a topology, identically in every worker (components and
 /// streams in id order).
@@ -30,9 +30,17 @@ impl StreamTable {
         let metas: Vec<&'static StreamMeta> = components
             .iter()
             .flat_map(|c| {
-                c.streams.iter().map(|(stream, s)| {
-                    StreamMeta::intern(&c.id, stream, &Fields::new(s.fields.clone()))
-                })
+                c.streams
+                    .iter()
+                    .map(|(stream, s)| {
+                        StreamMeta::intern(&c.id, stream, &Fields::new(s.fields.clone()))
+                    })
+                    // Every component's checkpoint barriers.
+                    .chain(std::iter::once(StreamMeta::intern(
+                        &c.id,
+                        CHECKPOINT_STREAM,
+                        &Fields::from(["id"]),
+                    )))
             })
             .collect();
         let ids = metas

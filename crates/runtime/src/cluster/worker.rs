@@ -100,6 +100,20 @@ fn read_assignment(path: &PathBuf) -> Result<Assignment, WorkerError> {
     serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
 }
 
+/// Where a worker keeps redb state files by default: `state/` in the supervisor's data dir
+/// (the assignment file is `<data dir>/workers/<port>/assignment.json`), shared by every
+/// worker of that supervisor, so a task that moves between its slots finds its state.
+fn state_dir(assignment: &std::path::Path) -> PathBuf {
+    match assignment
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+    {
+        Some(root) => root.join("state"),
+        None => PathBuf::from(crate::worker::LOCAL_STATE_DIR),
+    }
+}
+
 /// Runs this process as a worker of `topology` until Nimbus says to stop.
 pub async fn run_worker(
     topology: Topology,
@@ -181,6 +195,7 @@ pub async fn run_worker(
         status.clone(),
         &remote,
         Some(board.clone()),
+        state_dir(&opts.assignment),
     )?;
     let fail = FailRoute {
         routes: local.merged(&remote),

@@ -1,0 +1,243 @@
+//! Where a task's state is kept between checkpoints: a base (the state as of the last
+//! compacted checkpoint) and one delta per checkpoint since, each written durably before the
+//! task passes its checkpoint barrier on. Restoring to checkpoint `g` applies the deltas up to
+//! `g` and discards the later ones (they belong to checkpoints that never completed).
+//!
+//! Two providers: [`redb`](super::redb_store) files on the worker's disk (one per task) and, with
+//! the `redis` feature, a shared Redis server ([`redis`](super::redis_store)). Both also keep the
+//! completion marks of exactly-once mode (the last checkpoint each spout task saw complete).
+
+use std::path::PathBuf;
+use tempest_protocol::config::{
+    Config, ConfigError, TOPOLOGY_STATE_PROVIDER, TOPOLOGY_STATE_REDB_DIR, TOPOLOGY_STATE_REDIS_URL,
+};
+
+/// Changed keys of one checkpoint: the new value, or `None` for a deleted key.
+pub(crate) type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// A task's state as restored.
+#[derive(Debug, Default)]
+pub(crate) struct Restored {
+    /// The newest checkpoint the state includes (`None`: nothing was ever saved).
+    pub checkpoint: Option<u64>,
+    /// Every key and value.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store exists but cannot be read: a damaged file, a foreign format.
+    #[error("the state at {place} is unreadable: {message}; move it aside to start this task from empty state")]
+    Unreadable {
+        /// The file or key.
+        place: String,
+        /// What failed.
+        message: String,
+    },
+    /// The checkpoint to restore is not in the store.
+    #[error("checkpoint {wanted} is missing from the state at {place} (its newest is {newest}); was the state deleted or moved?")]
+    Missing {
+        /// The file or key.
+        place: String,
+        /// The checkpoint asked for.
+        wanted: u64,
+        /// The newest it has (0: none).
+        newest: u64,
+    },
+    /// The store cannot be reached or written.
+    #[error("state at {place}: {message}")]
+    Io {
+        /// The file or server.
+        place: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// One task's state store.
+pub(crate) trait StateStore: Send {
+    /// The state as of checkpoint `upto` (the newest saved when `None`); deltas after it are
+    /// discarded.
+    fn restore(&mut self, upto: Option<u64>) -> Result<Restored, StoreError>;
+    /// Saves the changes of checkpoint `id`, durably (written before this returns).
+    fn save(&mut self, id: u64, changes: &Changes) -> Result<(), StoreError>;
+    /// Folds the deltas up to `upto` into the base.
+    fn compact(&mut self, upto: u64) -> Result<(), StoreError>;
+}
+
+/// Which provider keeps a topology's state, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Provider {
+    /// redb files in this directory (`<dir>/<topology>/<component>-<task>.redb`).
+    Redb(PathBuf),
+    /// A Redis server.
+    Redis(String),
+}
+
+impl Provider {
+    /// The provider `config` names; `default_dir` is the redb directory when the config has
+    /// none.
+    pub(crate) fn from_config(config: &Config, default_dir: PathBuf) -> Result<Self, ConfigError> {
+        Ok(match config.str_or(TOPOLOGY_STATE_PROVIDER, "redb")? {
+            "redis" => Provider::Redis(
+                config
+                    .str_or(TOPOLOGY_STATE_REDIS_URL, "redis://127.0.0.1:6379")?
+                    .to_string(),
+            ),
+            // Anything else was refused by validation.
+            _ => Provider::Redb(match config.get(TOPOLOGY_STATE_REDB_DIR) {
+                Some(_) => PathBuf::from(config.str_or(TOPOLOGY_STATE_REDB_DIR, "")?),
+                None => default_dir,
+            }),
+        })
+    }
+
+    /// The store of one task.
+    pub(crate) fn open(
+        &self,
+        topology: &str,
+        component: &str,
+        task: u32,
+    ) -> Result<Box<dyn StateStore>, StoreError> {
+        match self {
+            Provider::Redb(dir) => Ok(Box::new(super::redb_store::RedbStore::open(
+                &dir.join(topology).join(format!("{component}-{task}.redb")),
+            )?)),
+            Provider::Redis(url) => {
+                open_redis(url, &format!("tempest:{topology}:{component}:{task}"))
+            }
+        }
+    }
+
+    /// Records that spout task `task` saw checkpoint `id` complete (exactly-once mode).
+    pub(crate) fn mark_complete(
+        &self,
+        topology: &str,
+        task: u32,
+        id: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Provider::Redb(dir) => super::redb_store::mark_complete(&dir.join(topology), task, id),
+            Provider::Redis(url) => redis_mark(url, topology, task, id),
+        }
+    }
+
+    /// The last checkpoint every one of `spout_tasks` saw complete: where exactly-once mode
+    /// restores to (`None`: none completed yet, or a spout task never saw one).
+    pub(crate) fn completed(
+        &self,
+        topology: &str,
+        spout_tasks: &[u32],
+    ) -> Result<Option<u64>, StoreError> {
+        let marks = match self {
+            Provider::Redb(dir) => super::redb_store::marks(&dir.join(topology), spout_tasks)?,
+            Provider::Redis(url) => redis_marks(url, topology, spout_tasks)?,
+        };
+        Ok(marks.into_iter().min().flatten())
+    }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(url: &str, prefix: &str) -> Result<Box<dyn StateStore>, StoreError> {
+    Ok(Box::new(super::redis_store::RedisStore::open(url, prefix)?))
+}
+#[cfg(feature = "redis")]
+fn redis_mark(url: &str, topology: &str, task: u32, id: u64) -> Result<(), StoreError> {
+    super::redis_store::mark_complete(url, topology, task, id)
+}
+#[cfg(feature = "redis")]
+fn redis_marks(url: &str, topology: &str, tasks: &[u32]) -> Result<Vec<Option<u64>>, StoreError> {
+    super::redis_store::marks(url, topology, tasks)
+}
+
+#[cfg(not(feature = "redis"))]
+fn no_redis(url: &str) -> StoreError {
+    StoreError::Io {
+        place: url.to_string(),
+        message: "this binary was built without the redis state provider (enable topology-api's `redis` feature)".into(),
+    }
+}
+#[cfg(not(feature = "redis"))]
+fn open_redis(url: &str, _prefix: &str) -> Result<Box<dyn StateStore>, StoreError> {
+    Err(no_redis(url))
+}
+#[cfg(not(feature = "redis"))]
+fn redis_mark(url: &str, _topology: &str, _task: u32, _id: u64) -> Result<(), StoreError> {
+    Err(no_redis(url))
+}
+#[cfg(not(feature = "redis"))]
+fn redis_marks(url: &str, _topology: &str, _tasks: &[u32]) -> Result<Vec<Option<u64>>, StoreError> {
+    Err(no_redis(url))
+}
+
+/// Encodes one checkpoint's changes: per change, the key's length (u32 LE) and bytes, then
+/// 0 (deleted) or 1 with the value's length and bytes.
+pub(crate) fn encode_changes(changes: &Changes) -> Vec<u8> {
+    let size: usize = changes
+        .iter()
+        .map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for (k, v) in changes {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+        match v {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes what [`encode_changes`] wrote; `None` if it is damaged.
+pub(crate) fn decode_changes(mut bytes: &[u8]) -> Option<Changes> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Some(head)
+    }
+    fn len(bytes: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_le_bytes(take(bytes, 4)?.try_into().ok()?) as usize)
+    }
+    let mut changes = Vec::new();
+    while !bytes.is_empty() {
+        let n = len(&mut bytes)?;
+        let key = take(&mut bytes, n)?.to_vec();
+        let value = match take(&mut bytes, 1)?[0] {
+            0 => None,
+            1 => {
+                let n = len(&mut bytes)?;
+                Some(take(&mut bytes, n)?.to_vec())
+            }
+            _ => return None,
+        };
+        changes.push((key, value));
+    }
+    Some(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip_and_damage_is_detected() {
+        let changes: Changes = vec![
+            (b"cow".to_vec(), Some(b"3".to_vec())),
+            (b"".to_vec(), None),
+            (b"moon".to_vec(), Some(Vec::new())),
+        ];
+        let bytes = encode_changes(&changes);
+        assert_eq!(decode_changes(&bytes), Some(changes));
+        assert_eq!(decode_changes(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(decode_changes(&[1, 0, 0, 0, b'k', 7]), None);
+    }
+}
