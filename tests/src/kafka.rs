@@ -221,6 +221,22 @@ impl Broker {
         expected: usize,
         timeout: Duration,
     ) -> Vec<ReadRecord> {
+        let mut n = 0;
+        self.read_until(topic, partitions, timeout, |_| {
+            n += 1;
+            n >= expected
+        })
+    }
+
+    /// Reads every partition of `topic` from the beginning, handing each record to `done`,
+    /// until it returns true or `timeout` passed; returns the records read.
+    pub fn read_until(
+        &self,
+        topic: &str,
+        partitions: i32,
+        timeout: Duration,
+        mut done: impl FnMut(&ReadRecord) -> bool,
+    ) -> Vec<ReadRecord> {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", "tempest-test-reader")
@@ -235,14 +251,21 @@ impl Broker {
         consumer.assign(&tpl).expect("assign");
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
-        while out.len() < expected && Instant::now() < deadline {
+        while Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => out.push(ReadRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    value: m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
-                }),
+                Some(Ok(m)) => {
+                    let r = ReadRecord {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        value: m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+                    };
+                    let stop = done(&r);
+                    out.push(r);
+                    if stop {
+                        break;
+                    }
+                }
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
                 None => {}
             }

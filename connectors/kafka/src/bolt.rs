@@ -285,6 +285,11 @@ impl Bolt for KafkaBolt {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
 
     async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
+        self.config.bootstrap_servers = crate::config::resolve_bootstrap(
+            &self.config.bootstrap_servers,
+            self.config.bootstrap_key.as_deref(),
+            ctx.config(),
+        )?;
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.config.bootstrap_servers)
             .set(
