@@ -231,19 +231,33 @@ impl LocalRun {
 
     /// Starts it emitting `sentences` ids at `rate` per second; waits for the URL in its log.
     pub async fn start(name: &str, sentences: u64, rate: u64) -> LocalRun {
+        Self::start_bin(
+            name,
+            &topology_bin(),
+            &[
+                ("test.sentences", sentences.to_string()),
+                ("test.rate", rate.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// Starts topology binary `bin` (e.g. `workspace_bin("kafka_count")`) the same way, with
+    /// `test.dir` and `config` (`-c key=value`); waits for the URL in its log.
+    pub async fn start_bin(name: &str, bin: &Path, config: &[(&str, String)]) -> LocalRun {
         let dir = test_dir(name);
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "local".into(),
             "--ui".into(),
             "0".into(),
             "-c".into(),
             format!("test.dir={}", dir.join("out").display()),
-            "-c".into(),
-            format!("test.sentences={sentences}"),
-            "-c".into(),
-            format!("test.rate={rate}"),
         ];
-        let daemon = Daemon::spawn(&topology_bin(), &args, dir.join("local.log"));
+        for (k, v) in config {
+            args.push("-c".into());
+            args.push(format!("{k}={v}"));
+        }
+        let daemon = Daemon::spawn(bin, &args, dir.join("local.log"));
         let log = daemon.log.clone();
         let url = eventually(
             "local mode to log its web UI's URL",

@@ -4,7 +4,8 @@
 //! graph (a node per component, an edge per stream, labelled with the grouping) and the live
 //! charts; the deactivate button, once confirmed, deactivates the topology (the API says so).
 //! The same page served by local mode (`local --ui 0`) shows the same, without asking for a
-//! secret.
+//! secret. A Kafka topology's page (local mode, against a tansu broker) shows the lag table:
+//! a row per partition, its committed offset reaching the log end.
 //!
 //! The page's screenshot is written to `$CARGO_TARGET_TMPDIR/ui-topology.png`, and to
 //! `docs/ui-topology.png` (shown in the README) when `TEMPEST_UPDATE_SCREENSHOTS=1`.
@@ -12,7 +13,11 @@
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install -y chromium
 //! chromium-driver`, or `bash .ci/run`, which installs them); without them it fails.
 
-use cluster_tests::{eventually, free_port, serial, Cluster, ClusterOptions, LocalRun, SECRET};
+use cluster_tests::kafka::{keyed_records, Broker};
+use cluster_tests::{
+    eventually, eventually_or, free_port, remove_test_dir, scratch_dir, serial, workspace_bin,
+    Cluster, ClusterOptions, LocalRun, SECRET,
+};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::collections::BTreeMap;
@@ -262,6 +267,46 @@ async fn page_shows_inactive(b: &Client) {
     .await;
 }
 
+/// Whether the Kafka lag panel is displayed.
+async fn lag_panel_shown(b: &Client) -> bool {
+    b.find(Locator::Css("#lag-panel"))
+        .await
+        .expect("the lag panel")
+        .is_displayed()
+        .await
+        .expect("is the lag panel displayed")
+}
+
+/// A lag table row's numbers: committed offset, log end, lag (`None`: not a number).
+type LagRow = (Option<u64>, Option<u64>, Option<u64>);
+
+/// The lag table's rows by `spout/topic/partition`.
+async fn lag_rows(b: &Client) -> BTreeMap<String, LagRow> {
+    let mut out = BTreeMap::new();
+    for row in b
+        .find_all(Locator::Css("#lag tbody tr[data-key]"))
+        .await
+        .unwrap_or_default()
+    {
+        let Ok(Some(key)) = row.attr("data-key").await else {
+            continue;
+        };
+        let mut cells = Vec::new();
+        for field in ["committed", "logEnd", "lag"] {
+            let text = match row
+                .find(Locator::Css(&format!("td[data-field={field}]")))
+                .await
+            {
+                Ok(td) => td.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            cells.push(count(&text));
+        }
+        out.insert(key, (cells[0], cells[1], cells[2]));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_page_shows_the_graph_and_deactivates() {
     ChromeDriver::require();
@@ -306,6 +351,11 @@ async fn topology_page_shows_the_graph_and_deactivates() {
         counts.keys().map(String::as_str).collect::<Vec<_>>(),
         ["count", "sentences", "split"],
         "the page lists exactly the user components (the acker is hidden by default)"
+    );
+
+    assert!(
+        !lag_panel_shown(&b).await,
+        "no lag table for a topology without a Kafka spout"
     );
 
     // The graph: a node per component, coloured; an edge per stream, labelled.
@@ -497,4 +547,88 @@ async fn local_mode_serves_the_same_topology_page() {
     )
     .await;
     b.close().await.expect("close the browser");
+}
+
+/// A Kafka topology (the `kafka_count` test topology in local mode, reading a 4-partition topic
+/// from a tansu broker): its page shows the lag table, a row per partition, and the committed
+/// offsets reach the log ends the producer reported (lag 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_page_shows_kafka_lag() {
+    ChromeDriver::require();
+    let _turn = serial().await;
+    let broker_dir = scratch_dir("ui-kafka-broker");
+    let broker = Broker::start(&broker_dir);
+    broker.create_topic("in", 4).await;
+    broker.create_topic("out", 4).await;
+    let ends = broker.produce("in", &keyed_records(400)).await;
+    assert_eq!(ends.len(), 4, "records in every partition: {ends:?}");
+    let run = LocalRun::start_bin(
+        "ui-kafka",
+        &workspace_bin("kafka_count"),
+        &[("test.kafka.bootstrap", broker.bootstrap())],
+    )
+    .await;
+    let driver = ChromeDriver::start(&run.dir).await;
+    let b = driver.browser(&run.dir).await;
+    b.goto(&format!("{}/topology.html?id=kafka-count", run.url))
+        .await
+        .expect("open the topology page");
+
+    let want: BTreeMap<String, LagRow> = ends
+        .iter()
+        .map(|(p, end)| {
+            let end = Some(*end as u64);
+            (format!("kafka/in/{p}"), (end, end, Some(0)))
+        })
+        .collect();
+    eventually_or(
+        "the lag table to show every partition committed to its log end",
+        Duration::from_secs(60),
+        || async {
+            let got = lag_rows(&b).await;
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "rows {got:?}, want {want:?}; {}",
+                    page_state(&b).await
+                ))
+            }
+        },
+    )
+    .await;
+    assert!(lag_panel_shown(&b).await, "the lag panel is displayed");
+    assert_eq!(
+        texts(&b, "#banner").await.join(" "),
+        "",
+        "no error on the page"
+    );
+    let header = texts(&b, "#lag thead th").await;
+    assert_eq!(
+        header[..6],
+        [
+            "Spout",
+            "Topic",
+            "Partition",
+            "Committed offset",
+            "Log-end offset",
+            "Lag"
+        ],
+        "lag table columns"
+    );
+    // For a look at the table: scrolled into view, in the target's temp dir.
+    b.execute(
+        "document.getElementById('lag-panel').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .expect("scroll to the lag table");
+    let png = b.screenshot().await.expect("screenshot");
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-kafka-lag.png");
+    std::fs::write(&tmp, &png).expect("write the screenshot");
+    b.close().await.expect("close the browser");
+    drop(driver);
+    drop(run);
+    drop(broker);
+    remove_test_dir(&broker_dir);
 }

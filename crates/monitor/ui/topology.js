@@ -1,5 +1,6 @@
 // The topology page: summary, actions (with confirmation), the graph, live throughput and
-// latency charts, per-window stats, spouts, bolts, workers and configuration.
+// latency charts, per-window stats, spouts, Kafka lag (when a spout reports partitions), bolts,
+// workers and configuration.
 
 import {
   api, ApiError, ago, badge, banner, byId, capacityCell, chrome, currentWindow, duration, h, href,
@@ -49,6 +50,53 @@ const spouts = table(byId('spouts'), [
   { title: 'Failed', num: true, get: (c) => int(c.failed) },
   { title: 'Last error', cls: 'wrap', get: lastError },
 ], { key: (c) => c.spoutId, empty: 'No spouts.' });
+
+// One row per spout, topic and partition, from GET /api/v1/topology/{id}/lag (Storm's shape).
+const lag = table(byId('lag'), [
+  { title: 'Spout', get: (r) => h('a', { href: componentHref(r.spout) }, r.spout) },
+  { title: 'Topic', get: (r) => h('span', { class: 'mono' }, r.topic) },
+  { title: 'Partition', num: true, field: 'partition', get: (r) => r.partition },
+  { title: 'Committed offset', num: true, field: 'committed', help: 'the next offset the group resumes from (none: nothing committed yet)',
+    get: (r) => (r.committed >= 0 ? int(r.committed) : h('span', { class: 'muted' }, 'none')) },
+  { title: 'Log-end offset', num: true, field: 'logEnd', help: 'the offset after the last record, as of the spout task\'s last fetch',
+    get: (r) => int(r.logEnd) },
+  { title: 'Lag', num: true, field: 'lag', help: 'records not yet committed: log end − committed offset', get: (r) => int(r.lag) },
+  { title: '', cls: 'wrap', get: (r) => (r.error ? h('span', { class: 'err-text' }, r.error) : '') },
+], { key: (r) => `${r.spout}/${r.topic}/${r.partition}`, empty: 'No partitions reported.' });
+
+/** The lag endpoint's answer as sorted rows; a spout with `errorInfo` (Storm) gives one row. */
+function lagRows(answer) {
+  const rows = [];
+  for (const [spout, s] of Object.entries(answer ?? {})) {
+    if (s.errorInfo) rows.push({ spout, topic: '', partition: '', committed: -1, logEnd: null, lag: null, error: s.errorInfo });
+    for (const [topic, parts] of Object.entries(s.spoutLagResult ?? {})) {
+      for (const [partition, o] of Object.entries(parts)) {
+        rows.push({
+          spout, topic, partition: Number(partition),
+          committed: o.consumerCommittedOffset, logEnd: o.logHeadOffset, lag: o.lag,
+        });
+      }
+    }
+  }
+  const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  return rows.sort((a, b) => cmp(a.spout, b.spout) || cmp(a.topic, b.topic) || a.partition - b.partition);
+}
+
+/** Shows the lag panel only for topologies with a spout that reports partitions. */
+function renderLag(answer) {
+  const panel = byId('lag-panel');
+  const error = byId('lag-error');
+  if (answer instanceof Error) {
+    // Only the lag is missing: say so in its panel (if shown) and keep the last rows.
+    put(error, `Cannot read the lag: ${answer.message}`);
+    error.classList.remove('hidden');
+    return;
+  }
+  error.classList.add('hidden');
+  const rows = lagRows(answer);
+  panel.classList.toggle('hidden', !rows.length);
+  lag.update(rows);
+}
 
 const bolts = table(byId('bolts'), [
   { title: 'Id', field: 'id', get: (c) => h('a', { href: componentHref(c.boltId) }, c.boltId) },
@@ -273,8 +321,12 @@ function render(d) {
 
 async function refresh() {
   if (!id) throw new ApiError(400, 'No topology given: open one from the cluster page.');
+  let lagAnswer;
   try {
-    details = await api(`/api/v1/topology/${seg(id)}?window=${seg(win)}&sys=${sys ? 1 : 0}`);
+    [details, lagAnswer] = await Promise.all([
+      api(`/api/v1/topology/${seg(id)}?window=${seg(win)}&sys=${sys ? 1 : 0}`),
+      api(`/api/v1/topology/${seg(id)}/lag`).catch((e) => (e instanceof ApiError && e.status !== 401 ? e : Promise.reject(e))),
+    ]);
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) {
       for (const b of document.querySelectorAll('.actions button')) b.disabled = true;
@@ -287,6 +339,7 @@ async function refresh() {
   banner(null);
   document.body.classList.remove('stale');
   render(details);
+  renderLag(lagAnswer);
 }
 
 const poller = poll(refresh);
