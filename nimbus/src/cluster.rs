@@ -84,6 +84,9 @@ pub(crate) struct Cluster {
     metrics: Mutex<MetricsHistory>,
     /// Fetches worker logs from the supervisors.
     pub(crate) log_proxy: LogProxy,
+    /// Exactly-once topologies whose workers asked to roll back, with the assignment
+    /// version they ran (the next round gives them a new one).
+    rollbacks: Mutex<HashMap<String, u64>>,
 }
 
 impl Cluster {
@@ -126,6 +129,7 @@ impl Cluster {
                 durable,
                 assigned_at: HashMap::new(),
             }),
+            rollbacks: Mutex::new(HashMap::new()),
             heartbeats: Mutex::new(Heartbeats::default()),
             metrics: Mutex::new(MetricsHistory::default()),
             clock,
@@ -195,7 +199,9 @@ impl Cluster {
                 .collect();
             (free, dead)
         };
-        let round = reconcile::plan(&core.durable, free, &dead, now_ms());
+        let rollbacks =
+            std::mem::take(&mut *self.rollbacks.lock().unwrap_or_else(|e| e.into_inner()));
+        let round = reconcile::plan(&core.durable, free, &dead, &rollbacks, now_ms());
         if !round.changes.is_empty() {
             self.commit(&mut core, round.changes).await?;
             for e in &round.events {
@@ -448,6 +454,7 @@ impl Cluster {
         hb: WorkerHeartbeat,
     ) -> Result<WorkerDirective, ApiError> {
         checked_name(&hb.topology)?;
+        let hb_topology = hb.topology.clone();
         let core = self.core.read().await;
         let Some(rec) = core.durable.topologies.get(&hb.topology) else {
             return Err(ApiError::not_found(format!(
@@ -460,6 +467,19 @@ impl Cluster {
         let reported = hb.version;
         let current =
             assignment.filter(|a| a.version == hb.version && a.slot(&hb.host, hb.port).is_some());
+        let rollback = current.is_some() && hb.rollback;
+        if rollback {
+            tracing::warn!(
+                topology = %hb.topology,
+                worker = %format!("{}:{}", hb.host, hb.port),
+                version = hb.version,
+                "exactly once: a worker asks every worker to roll back to the last completed checkpoint"
+            );
+            self.rollbacks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hb.topology.clone(), hb.version);
+        }
         if current.is_some() {
             let max_task = TaskLayout::of(&rec.spec).max_task();
             self.heartbeats()
@@ -468,10 +488,23 @@ impl Cluster {
             self.metrics()
                 .record_worker(hb, max_task, assigned_here, self.clock.now_ms());
         }
-        Ok(WorkerDirective {
+        let directive = WorkerDirective {
             state: rec.state,
             version,
             assignment: assignment.filter(|a| a.version != reported).cloned(),
-        })
+        };
+        if rollback {
+            // Answer with the new version at once.
+            drop(core);
+            self.reconcile_now().await;
+            let core = self.core.read().await;
+            let assignment = core.durable.assignments.get(&hb_topology);
+            return Ok(WorkerDirective {
+                state: directive.state,
+                version: assignment.map_or(0, |a| a.version),
+                assignment: assignment.filter(|a| a.version != reported).cloned(),
+            });
+        }
+        Ok(directive)
     }
 }

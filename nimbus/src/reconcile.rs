@@ -21,11 +21,13 @@ pub(crate) struct Round {
 }
 
 /// Plans a round. `free` lists every live supervisor with its unused ports; `dead` the dead
-/// slots of each assignment.
+/// slots of each assignment; `rollbacks` the exactly-once topologies whose workers asked to
+/// roll back, with the version they ran.
 pub(crate) fn plan(
     durable: &Durable,
     mut free: Vec<SupervisorSlots>,
     dead: &HashMap<String, Vec<DeadSlot>>,
+    rollbacks: &HashMap<String, u64>,
     now_ms: u64,
 ) -> Round {
     let mut round = Round::default();
@@ -103,6 +105,30 @@ pub(crate) fn plan(
                 round.changes.put_topology(next);
             }
         }
+    }
+
+    // Exactly once: a worker lost its previous incarnation (or a tree failed). The same
+    // placement under a new version restarts every worker (the version is part of their
+    // placement), and each restores the last completed checkpoint.
+    for (name, asked) in rollbacks {
+        let (Some(rec), Some(a)) = (durable.topologies.get(name), durable.assignments.get(name))
+        else {
+            continue;
+        };
+        if a.version != *asked || round.changes.topologies.contains_key(name) {
+            continue;
+        }
+        let next = new_assignment(rec, a.spec.clone(), a.workers.clone());
+        let mut r = rec.clone();
+        r.scheduler_info = format!(
+            "exactly once: every worker restarted to roll back to the last completed checkpoint (version {})",
+            next.version
+        );
+        round
+            .events
+            .push(format!("topology {name:?}: {}", r.scheduler_info));
+        round.changes.put_assignment(next);
+        round.changes.put_topology(r);
     }
 
     // Workers on dead slots move to free ones.
@@ -234,7 +260,7 @@ mod tests {
 
     /// Runs a round and applies it.
     fn run(d: &mut Durable, free: Vec<SupervisorSlots>, now_ms: u64) -> Round {
-        let round = plan(d, free, &HashMap::new(), now_ms);
+        let round = plan(d, free, &HashMap::new(), &HashMap::new(), now_ms);
         d.apply(round.changes.clone());
         round
     }
@@ -257,7 +283,13 @@ mod tests {
         assert_eq!(d.next_version, 2);
         assert_eq!(r.events.len(), 1);
         // Nothing changes: nothing to commit.
-        let r = plan(&d, vec![sup("a", &[2])], &HashMap::new(), 0);
+        let r = plan(
+            &d,
+            vec![sup("a", &[2])],
+            &HashMap::new(),
+            &HashMap::new(),
+            0,
+        );
         assert!(r.changes.is_empty(), "{:?}", r.changes);
     }
 
@@ -343,7 +375,7 @@ mod tests {
             }],
         )]);
         // No free slot: the assignment stays, the reason is recorded once.
-        let r = plan(&d, vec![sup("a", &[])], &dead, 0);
+        let r = plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), 0);
         d.apply(r.changes);
         assert_eq!(d.assignments["t"].version, 1);
         let info = d.topologies["t"].scheduler_info.clone();
@@ -351,9 +383,11 @@ mod tests {
             info.contains("no free slot") && info.contains("b/b.local:1"),
             "{info}"
         );
-        assert!(plan(&d, vec![sup("a", &[])], &dead, 0).changes.is_empty());
+        assert!(plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), 0)
+            .changes
+            .is_empty());
         // A slot frees up on "a": the worker moves there.
-        let r = plan(&d, vec![sup("a", &[2])], &dead, 0);
+        let r = plan(&d, vec![sup("a", &[2])], &dead, &HashMap::new(), 0);
         d.apply(r.changes);
         let a = &d.assignments["t"];
         assert_eq!(a.version, 2);

@@ -11,6 +11,7 @@ use tempest_protocol::control::{Assignment, RebalanceRequest, TopologyState, Wor
 /// A worker heartbeat from the first worker of `a`.
 fn worker_beat(a: &Assignment) -> WorkerHeartbeat {
     WorkerHeartbeat {
+        rollback: false,
         topology: a.topology.clone(),
         host: a.workers[0].host.clone(),
         port: a.workers[0].port,

@@ -31,6 +31,7 @@ async fn worker_heartbeat_metrics_appear_in_describe() {
         ..TaskMetrics::default()
     };
     let beat = |version: u64, tasks: Vec<TaskMetrics>| WorkerHeartbeat {
+        rollback: false,
         topology: "wc".into(),
         host: w.host.clone(),
         port: w.port,

@@ -60,6 +60,7 @@ async fn metrics_are_prometheus_text_with_the_workers_values() {
     let spout_task = layout.tasks("words").start;
     let bolt_task = layout.tasks("count").start;
     let beat = |emitted: u64, capacity: f64| WorkerHeartbeat {
+        rollback: false,
         topology: "wc".into(),
         host: a.workers[0].host.clone(),
         port: a.workers[0].port,

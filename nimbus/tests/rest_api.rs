@@ -51,6 +51,7 @@ fn reports(a: &Assignment, secs: u64, capacity: f64) -> Vec<TaskMetrics> {
 
 fn beat(a: &Assignment, tasks: Vec<TaskMetrics>) -> WorkerHeartbeat {
     WorkerHeartbeat {
+        rollback: false,
         topology: a.topology.clone(),
         host: a.workers[0].host.clone(),
         port: a.workers[0].port,

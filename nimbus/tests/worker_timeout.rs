@@ -18,6 +18,7 @@ fn keep_worker_alive(
 ) -> Heartbeating {
     let client = client.clone();
     let mut hb = WorkerHeartbeat {
+        rollback: false,
         topology: topology.into(),
         host: slot.host.clone(),
         port: slot.port,

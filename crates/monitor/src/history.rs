@@ -399,6 +399,7 @@ mod tests {
 
     fn hb(port: u16, tasks: Vec<TaskMetrics>) -> WorkerHeartbeat {
         WorkerHeartbeat {
+            rollback: false,
             topology: "t".into(),
             host: "h".into(),
             port,

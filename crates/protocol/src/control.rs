@@ -128,11 +128,25 @@ impl Assignment {
     /// placement is the same in a newer assignment keeps running across it: only its peers
     /// changed. Supervisors and workers both decide by this, so they agree. The spec's
     /// `topology.workers` is left out: a worker does not depend on how many others there are.
+    /// With `topology.state.exactly.once` the version is in: every version restarts every
+    /// worker, so all roll back to the same checkpoint.
     pub fn placement(&self, host: &str, port: u16) -> Option<String> {
         let slot = self.slot(host, port)?;
         let mut spec = self.spec.clone();
         spec.config.remove(crate::config::TOPOLOGY_WORKERS);
-        let what = (&self.topology, &self.artifact, &spec, &slot.executors);
+        // Exactly-once state rolls every task back together: no worker outlives a version.
+        let exactly_once = spec
+            .config
+            .bool_or(crate::config::TOPOLOGY_STATE_EXACTLY_ONCE, false)
+            .unwrap_or(false);
+        let version = exactly_once.then_some(self.version);
+        let what = (
+            &self.topology,
+            &self.artifact,
+            &spec,
+            &slot.executors,
+            version,
+        );
         let json = serde_json::to_vec(&what).ok()?;
         Some(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&json)))
     }
@@ -315,6 +329,11 @@ pub struct WorkerHeartbeat {
     pub version: u64,
     /// Metrics of its tasks (cumulative since the worker started).
     pub tasks: Vec<TaskMetrics>,
+    /// Exactly-once topologies: this worker lost its previous incarnation (or a tuple tree
+    /// failed), so every worker must roll back to the last completed checkpoint; Nimbus
+    /// answers with a new assignment version, which restarts them all.
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 /// The answer to a worker heartbeat.

@@ -530,6 +530,10 @@ impl PendingTrees {
     pub(crate) fn len(&self) -> usize {
         self.trees.len()
     }
+    /// The roots of the trees in flight.
+    pub(crate) fn roots(&self) -> impl Iterator<Item = u64> + '_ {
+        self.trees.keys().copied()
+    }
 }
 
 /// The collector spouts emit with.

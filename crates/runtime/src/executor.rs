@@ -22,6 +22,7 @@ use crate::transfer::{Envelope, Inbox, Outbox, Payload, Transfer, TransferError}
 use crate::tuple::{Anchors, Fields, StreamMeta, Tuple, SYSTEM_COMPONENT, TICK_STREAM};
 use crate::values;
 use futures_util::FutureExt;
+use rustc_hash::FxHashSet;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 use tempest_protocol::status::TopologyStatus;
@@ -309,8 +310,26 @@ pub(crate) struct SpoutCheckpoints {
     store: Option<Box<dyn StateStore>>,
     next_at: Instant,
     last_id: u64,
-    /// The barrier in flight: root, checkpoint id, position, when it was sent.
-    in_flight: Option<(u64, u64, Option<serde_json::Value>, Instant)>,
+    /// The checkpoint in flight (one at a time).
+    in_flight: Option<InFlight>,
+}
+
+/// A checkpoint a spout task started and has not seen complete.
+struct InFlight {
+    /// The barrier's tree.
+    root: u64,
+    id: u64,
+    /// Exactly once: the position saved with it.
+    position: Option<serde_json::Value>,
+    sent: Instant,
+    /// The barrier's tree completed: every task below saved the checkpoint.
+    saved: bool,
+    /// Exactly once: the data trees emitted before the barrier that are still in flight. A
+    /// tuple lost on the way (a worker died, a connection dropped it) must not be left out of
+    /// a checkpoint that completes: the checkpoint completes only once they all did.
+    before: FxHashSet<u64>,
+    /// One of `before` failed: this checkpoint never completes.
+    tainted: bool,
 }
 
 const POSITION_KEY: &[u8] = b"position";
@@ -341,6 +360,12 @@ impl SpoutCheckpoints {
             .provider
             .open(&self.sc.topology, t.component, t.task)
             .map_err(|e| e.to_string())?;
+        // A new history from the restored checkpoint: ids it remembered past it belong to a
+        // run that was rolled back.
+        self.sc
+            .provider
+            .mark_complete(&self.sc.topology, t.task, restore.unwrap_or(0), true)
+            .map_err(|e| e.to_string())?;
         if let Some(g) = restore {
             let restored = store.restore(Some(g)).map_err(|e| e.to_string())?;
             let position = restored
@@ -365,11 +390,11 @@ impl SpoutCheckpoints {
 
     /// Starts the next checkpoint if it is due and none is in flight.
     fn maybe_start(&mut self, t: &mut SpoutTaskParts<'_>, now: Instant, timeout: Duration) {
-        if let Some((_, id, _, sent)) = &self.in_flight {
-            if now.duration_since(*sent) < timeout {
+        if let Some(f) = &self.in_flight {
+            if now.duration_since(f.sent) < timeout {
                 return;
             }
-            tracing::warn!(task = t.task, checkpoint = id, "checkpoint timed out");
+            tracing::warn!(task = t.task, checkpoint = f.id, "checkpoint timed out");
             self.in_flight = None;
         }
         if now < self.next_at {
@@ -408,8 +433,23 @@ impl SpoutCheckpoints {
             None
         };
         self.last_id = id;
+        let before = if self.sc.exactly_once {
+            t.collector.pending.roots().collect()
+        } else {
+            FxHashSet::default()
+        };
         match t.collector.emit_barrier(id) {
-            Some(root) => self.in_flight = Some((root, id, position, now)),
+            Some(root) => {
+                self.in_flight = Some(InFlight {
+                    root,
+                    id,
+                    position,
+                    sent: now,
+                    saved: false,
+                    before,
+                    tainted: false,
+                })
+            }
             None => {
                 // No consumer: complete already.
                 t.collector.em.checkpoint = Some(id);
@@ -417,39 +457,58 @@ impl SpoutCheckpoints {
         }
     }
 
-    /// The outcome of a tree, if it is this task's barrier: returns the completed checkpoint
-    /// and its position.
+    /// Takes the outcome of a tree: returns whether it was this task's barrier, and the
+    /// checkpoint (with its position) it completed, if it completed one.
     fn outcome(
         &mut self,
         root: u64,
         acked: bool,
         t: &mut SpoutTaskParts<'_>,
-    ) -> Option<Option<(u64, serde_json::Value)>> {
-        match &self.in_flight {
-            Some((r, ..)) if *r == root => {}
-            _ => return None,
+    ) -> (bool, Option<(u64, serde_json::Value)>) {
+        let Some(f) = self.in_flight.as_mut() else {
+            return (false, None);
+        };
+        let barrier = f.root == root;
+        if barrier {
+            if !acked {
+                tracing::debug!(
+                    task = t.task,
+                    checkpoint = f.id,
+                    "checkpoint failed; the next one will be tried"
+                );
+                self.in_flight = None;
+                return (true, None);
+            }
+            f.saved = true;
+        } else if f.before.remove(&root) && !acked {
+            f.tainted = true;
         }
-        let (_, id, position, _) = self.in_flight.take().expect("matched");
-        if !acked {
-            tracing::debug!(
+        if !f.saved || !f.before.is_empty() {
+            return (barrier, None);
+        }
+        let f = self.in_flight.take().expect("just seen");
+        if f.tainted {
+            tracing::warn!(
                 task = t.task,
-                checkpoint = id,
-                "checkpoint failed; the next one will be tried"
+                checkpoint = f.id,
+                "a tuple emitted before the checkpoint failed: it does not complete"
             );
-            return Some(None);
+            return (barrier, None);
         }
-        t.collector.em.checkpoint = Some(id);
+        t.collector.em.checkpoint = Some(f.id);
         if !self.sc.exactly_once {
-            return Some(None);
+            return (barrier, None);
         }
         if let Err(e) = self
             .sc
             .provider
-            .mark_complete(&self.sc.topology, t.task, id)
+            .mark_complete(&self.sc.topology, t.task, f.id, false)
         {
-            t.collector
-                .report_error(format!("checkpoint {id}: recording its completion: {e}"));
-            return Some(None);
+            t.collector.report_error(format!(
+                "checkpoint {}: recording its completion: {e}",
+                f.id
+            ));
+            return (barrier, None);
         }
         if let Ok(Some(g)) = self
             .sc
@@ -460,7 +519,7 @@ impl SpoutCheckpoints {
                 let _ = store.compact(g);
             }
         }
-        Some(position.map(|p| (id, p)))
+        (barrier, f.position.map(|p| (f.id, p)))
     }
 }
 
@@ -558,6 +617,9 @@ pub(crate) async fn run_spouts(
             next_timeout_check = now + check_every;
             for t in &mut tasks {
                 for msg_id in t.collector.pending.expire(now, settings.message_timeout) {
+                    if let Some(c) = &t.checkpoints {
+                        c.sc.request_rollback(t.ctx.task_id);
+                    }
                     t.collector.em.stats.failed += 1;
                     guarded(t.spout.fail(msg_id), &mut t.collector.em, "fail").await;
                 }
@@ -704,15 +766,16 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
         };
         let (checkpoints, mut parts) = t.parts();
         if let Some(c) = checkpoints {
-            if let Some(completed) = c.outcome(root, acked, &mut parts) {
-                if let Some((id, position)) = completed {
-                    guarded(
-                        t.spout.checkpoint_complete(id, position),
-                        &mut t.collector.em,
-                        "checkpoint_complete",
-                    )
-                    .await;
-                }
+            let (barrier, completed) = c.outcome(root, acked, &mut parts);
+            if let Some((id, position)) = completed {
+                guarded(
+                    t.spout.checkpoint_complete(id, position),
+                    &mut t.collector.em,
+                    "checkpoint_complete",
+                )
+                .await;
+            }
+            if barrier {
                 continue;
             }
         }
@@ -728,6 +791,9 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
             }
             TreeOutcome::Failed { root } => {
                 if let Some(tree) = t.collector.pending.take(root) {
+                    if let Some(c) = &t.checkpoints {
+                        c.sc.request_rollback(t.ctx.task_id);
+                    }
                     t.collector.em.stats.failed += 1;
                     guarded(t.spout.fail(tree.msg_id), &mut t.collector.em, "fail").await;
                 }

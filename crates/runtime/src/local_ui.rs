@@ -84,6 +84,7 @@ impl LocalMonitor {
     fn sample(&self) {
         let worker = &self.assignment.workers[0];
         let hb = WorkerHeartbeat {
+            rollback: false,
             topology: self.name().to_string(),
             host: worker.host.clone(),
             port: worker.port,

@@ -84,9 +84,16 @@ pub(crate) const LOCAL_STATE_DIR: &str = "tempest-state";
 pub(crate) struct RunningExecutors {
     set: JoinSet<Result<Vec<TaskReport>, ExecutorError>>,
     status: Arc<watch::Sender<TopologyStatus>>,
+    state: Option<Arc<StateContext>>,
 }
 
 impl RunningExecutors {
+    /// Exactly once: a task asked for every task to roll back.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn rollback_requested(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.rollback_requested())
+    }
+
     /// Waits for every executor; the first error kills the rest.
     pub(crate) async fn join(mut self) -> Result<Vec<TaskReport>, RunError> {
         let mut reports = Vec::new();
@@ -365,5 +372,5 @@ pub(crate) fn spawn_executors(
             inbound.add(t as u32, sender);
         }
     }
-    Ok((RunningExecutors { set, status }, inbound))
+    Ok((RunningExecutors { set, status, state }, inbound))
 }

@@ -14,6 +14,10 @@ pub struct Identity {
     pub version: u64,
     /// The cluster secret.
     pub secret: String,
+    /// Admit only peers of exactly this assignment version (exactly-once topologies: a peer
+    /// of another version belongs to a run being rolled back, and what it sends or receives
+    /// would be lost with it).
+    pub exact_version: bool,
 }
 
 /// Sends `hello` and waits for the answer: the connection if welcomed, else why not.

@@ -277,6 +277,19 @@ fn admit<W: Wire>(
             hello.topology, registry.me.topology
         ));
     }
+    if registry.me.exact_version && hello.version != registry.version {
+        if hello.version > registry.version {
+            registry.newer.send_if_modified(|v| {
+                let newer = hello.version > *v;
+                *v = (*v).max(hello.version);
+                newer
+            });
+        }
+        return Err(format!(
+            "{} runs assignment version {}, this worker version {} (exactly once: versions must match)",
+            hello.from, hello.version, registry.version
+        ));
+    }
     if hello.version > registry.version {
         registry.newer.send_if_modified(|v| {
             let newer = hello.version > *v;

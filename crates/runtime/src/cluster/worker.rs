@@ -114,6 +114,26 @@ fn state_dir(assignment: &std::path::Path) -> PathBuf {
     }
 }
 
+/// Exactly-once topologies: true if this worker already ran this assignment `version` (the
+/// supervisor restarted it after it died), from a marker next to the assignment file; records
+/// this start.
+fn restarted_exactly_once(spec: &TopologySpec, assignment: &std::path::Path, version: u64) -> bool {
+    let exactly_once = spec.is_checkpointed()
+        && spec
+            .config
+            .bool_or(tempest_protocol::config::TOPOLOGY_STATE_EXACTLY_ONCE, false)
+            .unwrap_or(false);
+    if !exactly_once {
+        return false;
+    }
+    let marker = assignment.with_file_name("exactly-once-version");
+    let before = std::fs::read_to_string(&marker).ok();
+    if let Err(e) = std::fs::write(&marker, version.to_string()) {
+        tracing::warn!("cannot write {}: {e}", marker.display());
+    }
+    before.and_then(|v| v.trim().parse::<u64>().ok()) == Some(version)
+}
+
 /// Runs this process as a worker of `topology` until Nimbus says to stop.
 pub async fn run_worker(
     topology: Topology,
@@ -157,7 +177,13 @@ pub async fn run_worker(
     };
     let lanes = Lanes::of(&spec, &layout);
     let peers = lanes.peers_of(&assignment, &address);
+    let exact_version = spec.is_checkpointed()
+        && spec
+            .config
+            .bool_or(tempest_protocol::config::TOPOLOGY_STATE_EXACTLY_ONCE, false)
+            .unwrap_or(false);
     let me = Identity {
+        exact_version,
         address: address.clone(),
         topology: assignment.topology.clone(),
         version: assignment.version,
@@ -172,16 +198,41 @@ pub async fn run_worker(
 
     // Spouts start in the state Nimbus reports; if Nimbus is unreachable, active.
     let board = Arc::new(MetricsBoard::default());
-    let heartbeat = |version, tasks| WorkerHeartbeat {
+    let heartbeat = |version, tasks, rollback| WorkerHeartbeat {
+        rollback,
         topology: assignment.topology.clone(),
         host: opts.host.clone(),
         port: opts.port,
         version,
         tasks,
     };
+    if restarted_exactly_once(&spec, &opts.assignment, assignment.version) {
+        // Exactly once: this worker died and the supervisor started it again, while its peers
+        // run on from state this worker no longer has. Running would mix the two; instead
+        // every worker rolls back together: ask Nimbus, which restarts them all under a new
+        // assignment version.
+        tracing::warn!(
+            version = assignment.version,
+            "exactly once: restarted within the same assignment; asking Nimbus to roll every worker back to the last completed checkpoint"
+        );
+        loop {
+            match client
+                .worker_heartbeat(&heartbeat(assignment.version, Vec::new(), true))
+                .await
+            {
+                Ok(d) if d.version != assignment.version => {
+                    return Ok(WorkerExit::Reassigned { version: d.version })
+                }
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => return Ok(WorkerExit::Killed),
+                Err(e) => tracing::warn!("heartbeat to Nimbus failed (asking again): {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let initial = match tokio::time::timeout(
         Duration::from_secs(2),
-        client.worker_heartbeat(&heartbeat(assignment.version, Vec::new())),
+        client.worker_heartbeat(&heartbeat(assignment.version, Vec::new(), false)),
     )
     .await
     {
@@ -227,7 +278,11 @@ pub async fn run_worker(
             _ = sigterm.recv() => break WorkerExit::Terminated,
         }
         match client
-            .worker_heartbeat(&heartbeat(version, board.snapshot()))
+            .worker_heartbeat(&heartbeat(
+                version,
+                board.snapshot(),
+                running.rollback_requested(),
+            ))
             .await
         {
             Ok(d) if d.version != version => {

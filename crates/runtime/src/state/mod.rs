@@ -50,6 +50,9 @@ pub(crate) struct StateContext {
     pub restore: Result<Option<u64>, String>,
     /// Every spout task of the topology (their marks decide what completed).
     pub spout_tasks: Vec<u32>,
+    /// Exactly once: a tuple tree failed, so every task must roll back (a cluster worker
+    /// asks Nimbus for it).
+    rollback: std::sync::atomic::AtomicBool,
 }
 
 impl StateContext {
@@ -93,7 +96,25 @@ impl StateContext {
             max_buffered: c.u64_or(TOPOLOGY_STATE_ALIGNMENT_MAX_TUPLES, 100_000)? as usize,
             restore,
             spout_tasks,
+            rollback: std::sync::atomic::AtomicBool::new(false),
         }))
+    }
+
+    /// Exactly once: a tuple tree failed or timed out; its input is counted once only after
+    /// every task rolls back to the last completed checkpoint.
+    pub(crate) fn request_rollback(&self, task: u32) {
+        if self.exactly_once
+            && !self
+                .rollback
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(task, "exactly once: a tuple tree failed; every task must roll back to the last completed checkpoint");
+        }
+    }
+
+    /// True once a rollback was requested.
+    pub(crate) fn rollback_requested(&self) -> bool {
+        self.rollback.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The checkpoint tasks start after (0: none).

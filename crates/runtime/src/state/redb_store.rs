@@ -218,8 +218,21 @@ fn marks_dir(dir: &Path) -> PathBuf {
     dir.join("completed")
 }
 
-/// Writes spout task `task`'s completion mark.
-pub(crate) fn mark_complete(dir: &Path, task: u32, id: u64) -> Result<(), StoreError> {
+/// How many completed checkpoints a spout task's mark remembers.
+pub(crate) const MARKS_KEPT: usize = 32;
+
+/// Records that spout task `task` saw checkpoint `id` complete; `reset` first forgets the
+/// ones it remembered (a restore starts a new history).
+pub(crate) fn mark_complete(dir: &Path, task: u32, id: u64, reset: bool) -> Result<(), StoreError> {
+    let mut ids = if reset {
+        Vec::new()
+    } else {
+        marks(dir, &[task])?.pop().unwrap_or_default()
+    };
+    ids.push(id);
+    let keep = ids.len().saturating_sub(MARKS_KEPT);
+    ids.drain(..keep);
+    let text: Vec<String> = ids.iter().map(u64::to_string).collect();
     let dir = marks_dir(dir);
     let io = |e: std::io::Error| StoreError::Io {
         place: dir.display().to_string(),
@@ -230,29 +243,26 @@ pub(crate) fn mark_complete(dir: &Path, task: u32, id: u64) -> Result<(), StoreE
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(id.to_string().as_bytes()).map_err(io)?;
+        f.write_all(text.join(" ").as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, dir.join(task.to_string())).map_err(io)
 }
 
-/// The completion marks of `tasks` (`None` for a task without one).
-pub(crate) fn marks(dir: &Path, tasks: &[u32]) -> Result<Vec<Option<u64>>, StoreError> {
+/// The checkpoints each of `tasks` saw complete, most recent last (empty for a task without
+/// a mark).
+pub(crate) fn marks(dir: &Path, tasks: &[u32]) -> Result<Vec<Vec<u64>>, StoreError> {
     let dir = marks_dir(dir);
     tasks
         .iter()
         .map(|t| {
             let path = dir.join(t.to_string());
             match std::fs::read_to_string(&path) {
-                Ok(s) => s
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| StoreError::Unreadable {
-                        place: path.display().to_string(),
-                        message: format!("{s:?} is not a checkpoint id"),
-                    }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Ok(s) => parse_marks(&s).ok_or_else(|| StoreError::Unreadable {
+                    place: path.display().to_string(),
+                    message: format!("{s:?} is not a list of checkpoint ids"),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => Err(StoreError::Io {
                     place: path.display().to_string(),
                     message: e.to_string(),
@@ -260,6 +270,11 @@ pub(crate) fn marks(dir: &Path, tasks: &[u32]) -> Result<Vec<Option<u64>>, Store
             }
         })
         .collect()
+}
+
+/// Parses a mark: checkpoint ids separated by spaces.
+pub(crate) fn parse_marks(s: &str) -> Option<Vec<u64>> {
+    s.split_whitespace().map(|id| id.parse().ok()).collect()
 }
 
 #[cfg(test)]
@@ -332,11 +347,24 @@ mod tests {
     }
 
     #[test]
-    fn completion_marks_round_trip() {
+    fn completion_marks_remember_recent_checkpoints_and_reset_forgets_them() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(marks(dir.path(), &[1, 2]).unwrap(), [None, None]);
-        mark_complete(dir.path(), 1, 7).unwrap();
-        mark_complete(dir.path(), 1, 8).unwrap();
-        assert_eq!(marks(dir.path(), &[1, 2]).unwrap(), [Some(8), None]);
+        assert_eq!(
+            marks(dir.path(), &[1, 2]).unwrap(),
+            [Vec::<u64>::new(), Vec::new()]
+        );
+        mark_complete(dir.path(), 1, 7, false).unwrap();
+        mark_complete(dir.path(), 1, 8, false).unwrap();
+        assert_eq!(
+            marks(dir.path(), &[1, 2]).unwrap(),
+            [vec![7, 8], Vec::new()]
+        );
+        for id in 9..100 {
+            mark_complete(dir.path(), 1, id, false).unwrap();
+        }
+        let kept = marks(dir.path(), &[1]).unwrap().pop().unwrap();
+        assert_eq!(kept, (68..100).collect::<Vec<u64>>());
+        mark_complete(dir.path(), 1, 5, true).unwrap();
+        assert_eq!(marks(dir.path(), &[1]).unwrap(), [vec![5]]);
     }
 }

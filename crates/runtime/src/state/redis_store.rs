@@ -185,18 +185,29 @@ fn marks_key(topology: &str) -> String {
     format!("tempest:{topology}:completed")
 }
 
-/// Writes spout task `task`'s completion mark.
+/// Records that spout task `task` saw checkpoint `id` complete (`reset`: forgetting the
+/// ones remembered).
 pub(crate) fn mark_complete(
     url: &str,
     topology: &str,
     task: u32,
     id: u64,
+    reset: bool,
 ) -> Result<(), StoreError> {
+    let mut ids = if reset {
+        Vec::new()
+    } else {
+        marks(url, topology, &[task])?.pop().unwrap_or_default()
+    };
+    ids.push(id);
+    let keep = ids.len().saturating_sub(super::redb_store::MARKS_KEPT);
+    ids.drain(..keep);
+    let text: Vec<String> = ids.iter().map(u64::to_string).collect();
     let mut con = connect(url)?;
     redis::cmd("HSET")
         .arg(marks_key(topology))
         .arg(task)
-        .arg(id)
+        .arg(text.join(" "))
         .query::<()>(&mut con)
         .map_err(|e| StoreError::Io {
             place: url.to_string(),
@@ -204,22 +215,27 @@ pub(crate) fn mark_complete(
         })
 }
 
-/// The completion marks of `tasks` (`None` for a task without one).
-pub(crate) fn marks(
-    url: &str,
-    topology: &str,
-    tasks: &[u32],
-) -> Result<Vec<Option<u64>>, StoreError> {
+/// The checkpoints each of `tasks` saw complete (empty for a task without a mark).
+pub(crate) fn marks(url: &str, topology: &str, tasks: &[u32]) -> Result<Vec<Vec<u64>>, StoreError> {
     if tasks.is_empty() {
         return Ok(Vec::new());
     }
     let mut con = connect(url)?;
-    redis::cmd("HMGET")
+    let raw: Vec<Option<String>> = redis::cmd("HMGET")
         .arg(marks_key(topology))
         .arg(tasks)
         .query(&mut con)
         .map_err(|e| StoreError::Io {
             place: url.to_string(),
             message: e.to_string(),
+        })?;
+    raw.into_iter()
+        .map(|m| match m {
+            None => Ok(Vec::new()),
+            Some(s) => super::redb_store::parse_marks(&s).ok_or_else(|| StoreError::Unreadable {
+                place: format!("{url} ({})", marks_key(topology)),
+                message: format!("{s:?} is not a list of checkpoint ids"),
+            }),
         })
+        .collect()
 }

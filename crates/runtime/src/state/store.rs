@@ -110,21 +110,25 @@ impl Provider {
         }
     }
 
-    /// Records that spout task `task` saw checkpoint `id` complete (exactly-once mode).
+    /// Records that spout task `task` saw checkpoint `id` complete (exactly-once mode);
+    /// `reset` forgets what it saw before (a restore to `id` starts a new history).
     pub(crate) fn mark_complete(
         &self,
         topology: &str,
         task: u32,
         id: u64,
+        reset: bool,
     ) -> Result<(), StoreError> {
         match self {
-            Provider::Redb(dir) => super::redb_store::mark_complete(&dir.join(topology), task, id),
-            Provider::Redis(url) => redis_mark(url, topology, task, id),
+            Provider::Redb(dir) => {
+                super::redb_store::mark_complete(&dir.join(topology), task, id, reset)
+            }
+            Provider::Redis(url) => redis_mark(url, topology, task, id, reset),
         }
     }
 
-    /// The last checkpoint every one of `spout_tasks` saw complete: where exactly-once mode
-    /// restores to (`None`: none completed yet, or a spout task never saw one).
+    /// The last checkpoint every one of `spout_tasks` saw complete (the newest in all their
+    /// marks): where exactly-once mode restores to. `None`: none yet.
     pub(crate) fn completed(
         &self,
         topology: &str,
@@ -134,7 +138,14 @@ impl Provider {
             Provider::Redb(dir) => super::redb_store::marks(&dir.join(topology), spout_tasks)?,
             Provider::Redis(url) => redis_marks(url, topology, spout_tasks)?,
         };
-        Ok(marks.into_iter().min().flatten())
+        let mut marks = marks.into_iter();
+        let Some(first) = marks.next() else {
+            return Ok(None);
+        };
+        let common: Vec<u64> = marks.fold(first, |acc, m| {
+            acc.into_iter().filter(|id| m.contains(id)).collect()
+        });
+        Ok(common.into_iter().max().filter(|&g| g > 0))
     }
 }
 
@@ -143,11 +154,17 @@ fn open_redis(url: &str, prefix: &str) -> Result<Box<dyn StateStore>, StoreError
     Ok(Box::new(super::redis_store::RedisStore::open(url, prefix)?))
 }
 #[cfg(feature = "redis")]
-fn redis_mark(url: &str, topology: &str, task: u32, id: u64) -> Result<(), StoreError> {
-    super::redis_store::mark_complete(url, topology, task, id)
+fn redis_mark(
+    url: &str,
+    topology: &str,
+    task: u32,
+    id: u64,
+    reset: bool,
+) -> Result<(), StoreError> {
+    super::redis_store::mark_complete(url, topology, task, id, reset)
 }
 #[cfg(feature = "redis")]
-fn redis_marks(url: &str, topology: &str, tasks: &[u32]) -> Result<Vec<Option<u64>>, StoreError> {
+fn redis_marks(url: &str, topology: &str, tasks: &[u32]) -> Result<Vec<Vec<u64>>, StoreError> {
     super::redis_store::marks(url, topology, tasks)
 }
 
@@ -163,11 +180,17 @@ fn open_redis(url: &str, _prefix: &str) -> Result<Box<dyn StateStore>, StoreErro
     Err(no_redis(url))
 }
 #[cfg(not(feature = "redis"))]
-fn redis_mark(url: &str, _topology: &str, _task: u32, _id: u64) -> Result<(), StoreError> {
+fn redis_mark(
+    url: &str,
+    _topology: &str,
+    _task: u32,
+    _id: u64,
+    _reset: bool,
+) -> Result<(), StoreError> {
     Err(no_redis(url))
 }
 #[cfg(not(feature = "redis"))]
-fn redis_marks(url: &str, _topology: &str, _tasks: &[u32]) -> Result<Vec<Option<u64>>, StoreError> {
+fn redis_marks(url: &str, _topology: &str, _tasks: &[u32]) -> Result<Vec<Vec<u64>>, StoreError> {
     Err(no_redis(url))
 }
 
