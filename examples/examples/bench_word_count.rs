@@ -1,12 +1,18 @@
-//! Word count benchmark: spout -> split (shuffle) -> count (fields on "word"). The spout draws
-//! uniformly from the ten sentences of `data/sentences.txt` and stamps each sentence with its
-//! emit time; the count bolt records emit-to-count latency of every word in an HDR histogram.
-//! The last line printed is
-//! `sentences_per_s=.. words_per_s=.. p50_us=.. p99_us=.. p999_us=.. peak_rss_mb=..`.
+//! Word count benchmark: spout -> split (shuffle) -> count (fields on "word"). Sentence `i` is
+//! one of the ten sentences of `data/sentences.txt`, drawn by a hash of `i`, stamped with its
+//! *intended* emit time (`t0 + i / rate` with `--rate`, so a spout held back by backpressure
+//! shows as latency: no coordinated omission) or its emit time (without `--rate`); the count
+//! bolt records the latency of every word in an HDR histogram. Figures cover the `--seconds`
+//! after a `--warmup`. The last line printed is
+//! `sentences_per_s=.. words_per_s=.. p50_us=.. p99_us=.. p999_us=.. cpu_cores=.. peak_rss_mb=.. words_check=ok`
+//! (`cpu_cores`: the process's CPU time over the window / the window; `words_check`: every
+//! word the spout emitted was counted, checked after the run drains).
 //!
 //! Local mode (one process):
-//! `cargo run --release --example bench_word_count -- --seconds 10 --acking on`
-//! `cargo run --release --example bench_word_count -- --seconds 10 --rate 100000`
+//! `cargo run --release --example bench_word_count -- --warmup 5 --seconds 20 --acking on`
+//! `cargo run --release --example bench_word_count -- --warmup 5 --seconds 20 --rate 100000`
+//! `cargo run --release --example bench_word_count -- --warmup 5 --seconds 20 --state on`
+//! (`--state on`: the counts live in a stateful bolt, checkpointed every second, exactly once)
 //!
 //! On a running cluster (e.g. `deploy/local-cluster.sh start`), across `--workers` processes:
 //! `target/release/examples/bench_word_count --cluster http://127.0.0.1:6627 --workers 2`
@@ -24,8 +30,8 @@ use tempest_client::{NimbusClient, Submission};
 use tempest_examples::sentences;
 use tempest_protocol::auth::SECRET_ENV;
 use topology_api::config::{
-    TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_MAX_SPOUT_PENDING, TOPOLOGY_TICK_TUPLE_FREQ_SECS,
-    TOPOLOGY_WORKERS,
+    TOPOLOGY_ACKER_EXECUTORS, TOPOLOGY_MAX_SPOUT_PENDING, TOPOLOGY_STATE_EXACTLY_ONCE,
+    TOPOLOGY_TICK_TUPLE_FREQ_SECS, TOPOLOGY_WORKERS,
 };
 use topology_api::prelude::*;
 use topology_api::{run_local_blocking, LocalOptions};
@@ -42,6 +48,13 @@ struct Args {
     /// How long to measure.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// How long to run before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Keep the counts in a stateful bolt, checkpointed every second, exactly once (needs
+    /// acking).
+    #[arg(long, value_enum, default_value = "off")]
+    state: OnOff,
     /// Track every sentence's tuple tree with the acker.
     #[arg(long, value_enum, default_value = "on")]
     acking: OnOff,
@@ -85,11 +98,32 @@ fn now_ns() -> i64 {
 
 struct BenchSpout {
     sentences: Vec<&'static str>,
-    rng: fastrand::Rng,
     acking: bool,
     rate_per_task: Option<f64>,
     started: Instant,
+    /// `started` on the Unix clock, in ns.
+    started_ns: i64,
     emitted: u64,
+    /// The next sentence number (its position: the spout can rewind to it).
+    next: u64,
+    /// Words in the sentences emitted.
+    words: u64,
+    results: Results,
+}
+
+impl BenchSpout {
+    fn sentence(&self, i: u64) -> &'static str {
+        let h = xxhash(i);
+        self.sentences[(h % self.sentences.len() as u64) as usize]
+    }
+}
+
+/// A cheap, well-mixed hash of a sentence number (splitmix64).
+fn xxhash(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[async_trait]
@@ -103,19 +137,39 @@ impl Spout for BenchSpout {
         let rate = c.f64_or(RATE, 0.0)?;
         self.rate_per_task = (rate > 0.0).then(|| rate / ctx.component_tasks().len() as f64);
         self.started = Instant::now();
+        self.started_ns = now_ns();
         Ok(())
     }
     async fn next_tuple(&mut self, c: &mut SpoutOutputCollector) -> ComponentResult {
-        if let Some(rate) = self.rate_per_task {
-            let due = (self.started.elapsed().as_secs_f64() * rate) as u64;
-            if self.emitted >= due {
-                return Ok(());
+        let ts = match self.rate_per_task {
+            Some(rate) => {
+                let due = (self.started.elapsed().as_secs_f64() * rate) as u64;
+                if self.emitted >= due {
+                    return Ok(());
+                }
+                // When this sentence should have been emitted.
+                self.started_ns + (self.emitted as f64 * 1e9 / rate) as i64
             }
-        }
-        let s = self.sentences[self.rng.usize(..self.sentences.len())];
+            None => now_ns(),
+        };
+        let s = self.sentence(self.next);
         self.emitted += 1;
-        let id = self.acking.then_some(self.emitted);
-        c.emit(values![s, now_ns()], id)?;
+        self.next += 1;
+        let id = self.acking.then_some(self.next);
+        c.emit(values![s, ts], id)?;
+        self.words += s.split_whitespace().count() as u64;
+        Ok(())
+    }
+    async fn close(&mut self) {
+        *self.results.words_emitted.lock().expect("not poisoned") += self.words;
+    }
+    fn position(&self) -> Option<serde_json::Value> {
+        Some(self.next.into())
+    }
+    async fn rewind(&mut self, position: serde_json::Value) -> ComponentResult {
+        self.next = position
+            .as_u64()
+            .ok_or("position is not a sentence number")?;
         Ok(())
     }
 }
@@ -123,9 +177,27 @@ impl Spout for BenchSpout {
 /// Per-task results: where local mode sums them, and where cluster mode writes them.
 #[derive(Clone, Default)]
 struct Results {
+    /// Measured in the window.
     sentences: Arc<Mutex<u64>>,
     words: Arc<Mutex<u64>>,
     latency: Arc<Mutex<Option<Histogram<u64>>>>,
+    /// Over the whole run, for the words check.
+    words_emitted: Arc<Mutex<u64>>,
+    words_counted: Arc<Mutex<u64>>,
+    /// The measured window on the Unix clock in ns (local mode; set before the run): tuples
+    /// before it (the warm-up) or after it are not measured.
+    window: Arc<Mutex<Option<(i64, i64)>>>,
+}
+
+impl Results {
+    fn window(&self) -> Option<(i64, i64)> {
+        *self.window.lock().expect("not poisoned")
+    }
+}
+
+/// True if `now_ns` is in `window` (always without one).
+fn in_window(window: Option<(i64, i64)>, now_ns: i64) -> bool {
+    window.is_none_or(|(from, to)| now_ns >= from && now_ns < to)
 }
 
 /// A result file of one task: `<dir>/<kind>-<task>`, written atomically.
@@ -138,7 +210,11 @@ fn write_result(dir: &Path, kind: &str, task: u32, bytes: &[u8]) -> std::io::Res
 
 /// Splits sentences, anchoring each word to its sentence; counts sentences.
 struct Split {
+    /// Sentences split in the window, and in all.
     sentences: u64,
+    seen: u64,
+    measuring: bool,
+    window: Option<(i64, i64)>,
     task: u32,
     out: Option<PathBuf>,
     results: Results,
@@ -152,6 +228,7 @@ impl Bolt for Split {
     async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
         self.task = ctx.task_id();
         self.out = ctx.config().str(OUT_DIR).map(PathBuf::from);
+        self.window = self.results.window();
         Ok(())
     }
     async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
@@ -171,7 +248,14 @@ impl Bolt for Split {
             c.emit_anchored(&t, values![w, ts])?;
         }
         c.ack(&t);
-        self.sentences += 1;
+        // The clock is read every 256 sentences: the window's edges are that precise.
+        if self.seen % 256 == 0 {
+            self.measuring = in_window(self.window, now_ns());
+        }
+        self.seen += 1;
+        if self.measuring {
+            self.sentences += 1;
+        }
         Ok(())
     }
     async fn cleanup(&mut self) {
@@ -183,8 +267,11 @@ impl Bolt for Split {
 
 /// Counts words and records each word's latency since its sentence was emitted.
 struct Count {
+    window: Option<(i64, i64)>,
     counts: FxHashMap<String, u64>,
+    /// Words counted in the window, and in all.
     words: u64,
+    counted: u64,
     latency: Histogram<u64>,
     task: u32,
     out: Option<PathBuf>,
@@ -197,6 +284,7 @@ impl Bolt for Count {
     async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
         self.task = ctx.task_id();
         self.out = ctx.config().str(OUT_DIR).map(PathBuf::from);
+        self.window = self.results.window();
         Ok(())
     }
     async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
@@ -218,13 +306,31 @@ impl Bolt for Count {
                 self.counts.insert(word.to_string(), 1);
             }
         }
-        let latency_ns = (now_ns() - t.i64(1)?).max(0) as u64;
-        self.latency.saturating_record(latency_ns / 1000);
-        self.words += 1;
+        self.record(&t)?;
         c.ack(&t);
         Ok(())
     }
     async fn cleanup(&mut self) {
+        self.publish();
+    }
+}
+
+impl Count {
+    /// Counts a word and its latency (in the window).
+    fn record(&mut self, t: &Tuple) -> ComponentResult {
+        self.counted += 1;
+        let now = now_ns();
+        if in_window(self.window, now) {
+            let latency_ns = (now - t.i64(1)?).max(0) as u64;
+            self.latency.saturating_record(latency_ns / 1000);
+            self.words += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds this task's figures to the run's.
+    fn publish(&mut self) {
+        *self.results.words_counted.lock().expect("not poisoned") += self.counted;
         if let Ok(mut n) = self.results.words.lock() {
             *n += self.words;
         }
@@ -236,6 +342,37 @@ impl Bolt for Count {
                 None => *h = Some(self.latency.clone()),
             }
         }
+    }
+}
+
+/// `--state on`: the counts in a stateful bolt's key-value state (saved at every checkpoint),
+/// the figures as in [`Count`].
+struct StatefulCount(Count);
+
+#[async_trait]
+impl StatefulBolt for StatefulCount {
+    type Key = String;
+    type Value = u64;
+    fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
+    async fn prepare(&mut self, _ctx: &TopologyContext) -> ComponentResult {
+        self.0.window = self.0.results.window();
+        Ok(())
+    }
+    async fn execute(
+        &mut self,
+        t: &Tuple,
+        state: &mut KeyValueState<String, u64>,
+        _c: &mut BasicOutputCollector<'_>,
+    ) -> ComponentResult {
+        let word = t.str(0)?;
+        match state.get_mut(word) {
+            Some(n) => *n += 1,
+            None => state.put(word.to_string(), 1),
+        }
+        self.0.record(t)
+    }
+    async fn cleanup(&mut self) {
+        self.0.publish();
     }
 }
 
@@ -269,15 +406,19 @@ fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
     for kv in &args.config {
         b.config().set_from_str(kv).map_err(anyhow::Error::msg)?;
     }
+    let r = results.clone();
     b.set_spout(
         "spout",
-        || BenchSpout {
+        move || BenchSpout {
             sentences: sentences(),
-            rng: fastrand::Rng::new(),
             acking: true,
             rate_per_task: None,
             started: Instant::now(),
+            started_ns: 0,
             emitted: 0,
+            next: 0,
+            words: 0,
+            results: r.clone(),
         },
         args.spouts,
     );
@@ -286,6 +427,9 @@ fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
         "split",
         move || Split {
             sentences: 0,
+            seen: 0,
+            measuring: false,
+            window: None,
             task: 0,
             out: None,
             results: r.clone(),
@@ -295,20 +439,25 @@ fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
     .shuffle_grouping("spout")
     .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
     let r = results.clone();
-    b.set_bolt(
-        "count",
-        move || Count {
-            counts: FxHashMap::default(),
-            words: 0,
-            latency: histogram(),
-            task: 0,
-            out: None,
-            results: r.clone(),
-        },
-        args.counts,
-    )
-    .fields_grouping("split", ["word"])
-    .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
+    let count = move || Count {
+        window: None,
+        counts: FxHashMap::default(),
+        words: 0,
+        counted: 0,
+        latency: histogram(),
+        task: 0,
+        out: None,
+        results: r.clone(),
+    };
+    if args.state == OnOff::On {
+        b.config().set(TOPOLOGY_STATE_EXACTLY_ONCE, true);
+        b.set_stateful_bolt("count", move || StatefulCount(count()), args.counts)
+            .fields_grouping("split", ["word"]);
+    } else {
+        b.set_bolt("count", count, args.counts)
+            .fields_grouping("split", ["word"])
+            .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
+    }
     Ok(b.build()?)
 }
 
@@ -436,26 +585,36 @@ fn main() -> anyhow::Result<()> {
         return rt.block_on(run_on_cluster(&args, url, topology));
     }
 
+    let from = now_ns() + args.warmup as i64 * 1_000_000_000;
+    let to = from + args.seconds as i64 * 1_000_000_000;
+    *results.window.lock().expect("not poisoned") = Some((from, to));
+    // The process's CPU time over the window, sampled at its edges.
+    let (warmup, seconds) = (args.warmup, args.seconds);
+    let cpu = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(warmup));
+        let before = cpu_seconds();
+        std::thread::sleep(Duration::from_secs(seconds));
+        (cpu_seconds() - before) / seconds as f64
+    });
     let opts = LocalOptions {
-        duration: Some(Duration::from_secs(args.seconds)),
+        duration: Some(Duration::from_secs(args.warmup + args.seconds)),
         stop_on_ctrl_c: true,
         ..LocalOptions::default()
     };
     let report = run_local_blocking(&topology, opts)?;
-    let secs = report.elapsed.as_secs_f64();
+    let cpu_cores = cpu.join().unwrap_or(0.0);
+    let secs = args.seconds as f64;
     let by = report.by_component();
     eprintln!(
-        "acking={} rate={} spouts={} splits={} counts={} ran {:.2}s; spout acked={} failed={}",
-        if args.acking == OnOff::On {
-            "on"
-        } else {
-            "off"
-        },
+        "acking={} state={} rate={} spouts={} splits={} counts={} ran {:.2}s ({} s warm-up); spout acked={} failed={}",
+        on_off(args.acking),
+        on_off(args.state),
         args.rate.map_or("max".to_string(), |r| r.to_string()),
         args.spouts,
         args.splits,
         args.counts,
-        secs,
+        report.elapsed.as_secs_f64(),
+        args.warmup,
         by.get("spout").map_or(0, |s| s.acked),
         by.get("spout").map_or(0, |s| s.failed),
     );
@@ -463,8 +622,15 @@ fn main() -> anyhow::Result<()> {
     let h = latency.unwrap_or_else(histogram);
     let sentences = results.sentences.lock().map_or(0, |n| *n);
     let words = results.words.lock().map_or(0, |n| *n);
+    let emitted = *results.words_emitted.lock().expect("not poisoned");
+    let counted = *results.words_counted.lock().expect("not poisoned");
+    let check = if emitted == counted {
+        "ok".to_string()
+    } else {
+        format!("FAILED(emitted={emitted},counted={counted})")
+    };
     println!(
-        "sentences_per_s={:.0} words_per_s={:.0} p50_us={} p99_us={} p999_us={} peak_rss_mb={:.1}",
+        "sentences_per_s={:.0} words_per_s={:.0} p50_us={} p99_us={} p999_us={} cpu_cores={cpu_cores:.2} peak_rss_mb={:.1} words_check={check}",
         sentences as f64 / secs,
         words as f64 / secs,
         h.value_at_quantile(0.5),
@@ -472,5 +638,22 @@ fn main() -> anyhow::Result<()> {
         h.value_at_quantile(0.999),
         peak_rss_mb("self")
     );
+    anyhow::ensure!(emitted == counted, "words were lost: {check}");
     Ok(())
+}
+
+fn on_off(v: OnOff) -> &'static str {
+    match v {
+        OnOff::On => "on",
+        OnOff::Off => "off",
+    }
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+fn cpu_seconds() -> f64 {
+    procfs::process::Process::myself()
+        .and_then(|p| p.stat())
+        .map_or(0.0, |s| {
+            (s.utime + s.stime) as f64 / procfs::ticks_per_second() as f64
+        })
 }

@@ -212,7 +212,9 @@ pub(crate) async fn run_bolts(
 /// take checkpoints (then pass the barrier on and ack it), fail abandoned barriers.
 async fn deliver_aligned(t: &mut BoltTask, tuple: Tuple) {
     let aligner = t.aligner.as_mut().expect("checked by the caller");
-    aligner.offer(tuple);
+    if let Ok(tuple) = aligner.admit(tuple) {
+        return execute(t, tuple).await;
+    }
     while let Some(step) = t.aligner.as_mut().and_then(Aligner::next) {
         match step {
             Step::Execute(tuple) => execute(t, tuple).await,

@@ -95,6 +95,24 @@ impl Aligner {
         self.buffered
     }
 
+    /// The common case first: a data tuple on a channel that is not blocked, with nothing
+    /// queued before it, is handed back to execute at once (`Ok`); anything else is taken
+    /// (`Err(())`: see [`Aligner::next`]).
+    #[inline]
+    pub(crate) fn admit(&mut self, tuple: Tuple) -> Result<Tuple, ()> {
+        if self.steps.is_empty() && barrier_id(&tuple).is_none() {
+            let free = match self.channels.get(&tuple.source_task()) {
+                Some(ch) => !(self.align && ch.epoch > self.done),
+                None => true,
+            };
+            if free {
+                return Ok(tuple);
+            }
+        }
+        self.offer(tuple);
+        Err(())
+    }
+
     /// Takes an arriving tuple (data or barrier).
     pub(crate) fn offer(&mut self, tuple: Tuple) {
         let source = tuple.source_task();

@@ -154,16 +154,35 @@ impl<K: Ord + Clone, V> KeyValueState<K, V> {
     }
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: K, value: V) {
-        self.dirty.insert(key.clone());
+        self.mark(&key);
         self.map.insert(key, value);
+    }
+    /// The value of `key`, to change in place (the key is saved at the next checkpoint).
+    /// Takes a borrowed form of the key (`&str` for `String` keys): no allocation for a key
+    /// that is already there.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized + ToOwned<Owned = K>,
+    {
+        let v = self.map.get_mut(key)?;
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.to_owned());
+        }
+        Some(v)
     }
     /// Removes `key`; returns its value.
     pub fn delete(&mut self, key: &K) -> Option<V> {
         let old = self.map.remove(key);
         if old.is_some() {
-            self.dirty.insert(key.clone());
+            self.mark(key);
         }
         old
+    }
+    fn mark(&mut self, key: &K) {
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.clone());
+        }
     }
     /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
