@@ -6,23 +6,25 @@
 //! depend on this crate link a Kafka client.
 //!
 //! ```no_run
+//! use std::time::Duration;
 //! use tempest_kafka::{KafkaBolt, KafkaBoltConfig, KafkaSpout, KafkaSpoutConfig, Topics};
 //! use topology_api::prelude::*;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let spout = KafkaSpoutConfig::builder("127.0.0.1:9092", Topics::names(["sentences"]))
-//!     .group_id("word-count")
-//!     .build()?;
-//! let out = KafkaBoltConfig::builder("127.0.0.1:9092")
-//!     .topic("copies")
-//!     .key_field("key")
-//!     .value_field("value")
-//!     .build()?;
-//! let mut b = TopologyBuilder::new("copy");
-//! // Fields: topic, partition, offset, key, value.
-//! b.set_spout("kafka", move || KafkaSpout::new(spout.clone()), 2);
-//! b.set_bolt("out", move || KafkaBolt::new(out.clone()), 1).shuffle_grouping("kafka");
-//! # Ok(()) }
+//! fn wire(b: &mut TopologyBuilder) -> Result<(), tempest_kafka::KafkaConfigError> {
+//!     let spout = KafkaSpoutConfig::builder("127.0.0.1:9092", Topics::names(["in"]))
+//!         .group_id("my-topology") // required: the group whose offsets it commits
+//!         .offset_commit_period(Duration::from_secs(5))
+//!         .build()?;
+//!     let out = KafkaBoltConfig::builder("127.0.0.1:9092")
+//!         .topic("out")
+//!         .key_field("key")     // the record's key (no key if the field is missing)
+//!         .value_field("value") // the record's value
+//!         .build()?;
+//!     // Fields: topic, partition, offset, key, value. Two tasks share the partitions.
+//!     b.set_spout("kafka", move || KafkaSpout::new(spout.clone()), 2);
+//!     b.set_bolt("out", move || KafkaBolt::new(out.clone()), 1).shuffle_grouping("kafka");
+//!     Ok(())
+//! }
 //! ```
 //!
 //! ## The spout
@@ -125,4 +127,39 @@ pub enum KafkaConfigError {
     /// What is wrong, naming the setting.
     #[error("invalid Kafka configuration: {0}")]
     Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's Kafka example is shown as `rust,ignore` (the README's doctests run in
+    /// `topology-api`, which does not link this crate); it is this crate's doc example, which
+    /// is compiled. Keep the two the same.
+    #[test]
+    fn the_readme_shows_the_compiled_crate_example() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Kafka\n")
+            .nth(1)
+            .expect("the README has a Kafka section");
+        let shown = section
+            .split("```rust,ignore\n")
+            .nth(1)
+            .and_then(|b| b.split("\n```").next())
+            .expect("a rust,ignore block in the Kafka section");
+        let docs: Vec<&str> = include_str!("lib.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .collect();
+        let docs = docs.join("\n");
+        let compiled = docs
+            .split("```no_run\n")
+            .nth(1)
+            .and_then(|b| b.split("\n```").next())
+            .expect("a no_run example in the crate docs");
+        assert_eq!(
+            shown, compiled,
+            "README.md's Kafka example and the crate's differ"
+        );
+    }
 }
