@@ -14,9 +14,9 @@ pub struct Identity {
     pub version: u64,
     /// The cluster secret.
     pub secret: String,
-    /// Admit only peers of exactly this assignment version (exactly-once topologies: a peer
-    /// of another version belongs to a run being rolled back, and what it sends or receives
-    /// would be lost with it).
+    /// Admit only peers of exactly this assignment version, and hold what is queued for an
+    /// unreachable peer however long it takes (exactly-once topologies: a peer of another
+    /// version belongs to a run being rolled back, and a failed tree would roll back this one).
     pub exact_version: bool,
 }
 

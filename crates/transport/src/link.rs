@@ -74,6 +74,7 @@ pub(crate) fn start_link<W: Wire>(
     let link = Link {
         address: address.to_string(),
         lane,
+        hold_forever: me.exact_version,
         wire: wire.clone(),
         queue: channels.queue,
         incoming: channels.incoming,
@@ -141,6 +142,9 @@ enum Served {
 struct Link<W: Wire> {
     address: String,
     lane: Lane,
+    /// Hold queued batches however long the peer is unreachable (exactly-once workers: a
+    /// failed tree would roll every worker back, and a peer that died restarts them all anyway).
+    hold_forever: bool,
     wire: Arc<W>,
     queue: mpsc::Receiver<W::Batch>,
     incoming: mpsc::Receiver<Connection>,
@@ -196,13 +200,13 @@ impl<W: Wire> Link<W> {
         };
         tokio::pin!(dial);
         let conn = loop {
-            let holding = since.elapsed() < HOLD;
+            let holding = self.hold_forever || since.elapsed() < HOLD;
             tokio::select! {
                 _ = self.cancel.cancelled() => break None,
                 c = &mut dial => break Some(c),
                 Some(c) = self.incoming.recv() => break Some(c),
                 Some(batch) = self.queue.recv(), if !holding => failed += self.wire.undeliverable(batch),
-                _ = tokio::time::sleep_until(since + HOLD), if holding => {}
+                _ = tokio::time::sleep_until(since + HOLD), if holding && !self.hold_forever => {}
             }
         };
         if failed > 0 {
