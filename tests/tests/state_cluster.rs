@@ -101,7 +101,7 @@ async fn exactly_once_counts_are_exact_after_kill_9_of_a_worker_among_four() {
         }
     };
     let seen = details(&cluster).await.expect("a completed checkpoint");
-    eventually("two more checkpoints", Duration::from_secs(30), || async {
+    eventually("two more checkpoints", Duration::from_secs(90), || async {
         details(&cluster).await.filter(|c| *c >= seen + 2)
     })
     .await;

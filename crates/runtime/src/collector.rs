@@ -515,13 +515,14 @@ impl PendingTrees {
     pub(crate) fn take(&mut self, root: u64) -> Option<PendingTree> {
         self.trees.remove(&root)
     }
-    /// Removes the trees emitted more than `timeout` before `now`; returns their message ids.
-    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<u64> {
+    /// Removes the trees emitted more than `timeout` before `now`; returns their roots and
+    /// message ids.
+    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<(u64, u64)> {
         let mut expired = Vec::new();
-        self.trees.retain(|_, t| {
+        self.trees.retain(|&root, t| {
             let keep = now.saturating_duration_since(t.emitted) < timeout;
             if !keep {
-                expired.push(t.msg_id);
+                expired.push((root, t.msg_id));
             }
             keep
         });
@@ -683,7 +684,13 @@ mod tests {
         p.insert(2, 200, t0 + Duration::from_secs(5));
         let timeout = Duration::from_secs(10);
         assert!(p.expire(t0 + Duration::from_secs(9), timeout).is_empty());
-        assert_eq!(p.expire(t0 + Duration::from_secs(11), timeout), vec![100]);
+        assert_eq!(
+            p.expire(t0 + Duration::from_secs(11), timeout)
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect::<Vec<_>>(),
+            vec![100]
+        );
         assert!(p.expire(t0 + Duration::from_secs(12), timeout).is_empty());
         assert!(
             p.take(1).is_none(),

@@ -459,6 +459,15 @@ impl SpoutCheckpoints {
         }
     }
 
+    /// A data tree timed out: a checkpoint waiting for it never completes.
+    fn tree_failed(&mut self, root: u64) {
+        if let Some(f) = self.in_flight.as_mut() {
+            if f.before.remove(&root) {
+                f.tainted = true;
+            }
+        }
+    }
+
     /// Takes the outcome of a tree: returns whether it was this task's barrier, and the
     /// checkpoint (with its position) it completed, if it completed one.
     fn outcome(
@@ -618,9 +627,10 @@ pub(crate) async fn run_spouts(
         if now >= next_timeout_check {
             next_timeout_check = now + check_every;
             for t in &mut tasks {
-                for msg_id in t.collector.pending.expire(now, settings.message_timeout) {
-                    if let Some(c) = &t.checkpoints {
+                for (root, msg_id) in t.collector.pending.expire(now, settings.message_timeout) {
+                    if let Some(c) = &mut t.checkpoints {
                         c.sc.request_rollback(t.ctx.task_id);
+                        c.tree_failed(root);
                     }
                     t.collector.em.stats.failed += 1;
                     guarded(t.spout.fail(msg_id), &mut t.collector.em, "fail").await;
