@@ -9,7 +9,9 @@
 // redb's error type is large; errors are rare and leave the hot path at once.
 #![allow(clippy::result_large_err)]
 
-use super::store::{decode_changes, encode_changes, Changes, Restored, StateStore, StoreError};
+use super::store::{
+    decode_changes, encode_changes, restore_to, Changes, Restored, StateStore, StoreError,
+};
 use backon::{BlockingRetryable, ExponentialBuilder};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
@@ -127,24 +129,8 @@ impl RedbStore {
 
 impl StateStore for RedbStore {
     fn restore(&mut self, upto: Option<u64>) -> Result<Restored, StoreError> {
-        let (base_id, mut base, deltas) = self.read_all()?;
-        let newest = deltas.last().map_or(base_id, |(id, _)| *id);
-        let upto = upto.unwrap_or(newest);
-        if upto > newest || upto < base_id {
-            return Err(StoreError::Missing {
-                place: self.place(),
-                wanted: upto,
-                newest,
-            });
-        }
-        let mut discard = Vec::new();
-        for (id, changes) in deltas {
-            if id > upto {
-                discard.push(id);
-                continue;
-            }
-            apply(&mut base, changes);
-        }
+        let (base_id, base, deltas) = self.read_all()?;
+        let (restored, discard) = restore_to(&self.place(), base_id, base, deltas, upto)?;
         if !discard.is_empty() {
             self.write(|tx| {
                 let mut t = tx.open_table(DELTAS)?;
@@ -154,10 +140,7 @@ impl StateStore for RedbStore {
                 Ok(())
             })?;
         }
-        Ok(Restored {
-            checkpoint: (upto > 0).then_some(upto),
-            entries: base.into_iter().collect(),
-        })
+        Ok(restored)
     }
 
     fn save(&mut self, id: u64, changes: &Changes) -> Result<(), StoreError> {
@@ -197,20 +180,6 @@ impl StateStore for RedbStore {
             tx.open_table(META)?.insert(BASE_ID, last)?;
             Ok(())
         })
-    }
-}
-
-/// Applies one checkpoint's changes to a state.
-pub(crate) fn apply(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, changes: Changes) {
-    for (k, v) in changes {
-        match v {
-            Some(v) => {
-                state.insert(k, v);
-            }
-            None => {
-                state.remove(&k);
-            }
-        }
     }
 }
 

@@ -6,8 +6,9 @@
 //!
 //! Exactly-once completion marks: the hash `tempest:<topology>:completed` (spout task -> id).
 
-use super::redb_store::apply;
-use super::store::{decode_changes, encode_changes, Changes, Restored, StateStore, StoreError};
+use super::store::{
+    decode_changes, encode_changes, restore_to, Changes, Restored, StateStore, StoreError,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -99,25 +100,10 @@ impl StateStore for RedisStore {
             .arg(self.key("base"))
             .query(&mut self.con)
             .map_err(|e| self.io(e))?;
-        let mut state: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
         let deltas = self.deltas()?;
-        let newest = deltas.last().map_or(base_id, |(id, _)| *id);
-        let upto = upto.unwrap_or(newest);
-        if upto > newest || upto < base_id {
-            return Err(StoreError::Missing {
-                place: format!("{} ({})", self.url, self.prefix),
-                wanted: upto,
-                newest,
-            });
-        }
-        let mut discard = Vec::new();
-        for (id, changes) in deltas {
-            if id > upto {
-                discard.push(id);
-            } else {
-                apply(&mut state, changes);
-            }
-        }
+        let place = format!("{} ({})", self.url, self.prefix);
+        let (restored, discard) =
+            restore_to(&place, base_id, base.into_iter().collect(), deltas, upto)?;
         if !discard.is_empty() {
             redis::cmd("HDEL")
                 .arg(self.key("deltas"))
@@ -125,10 +111,7 @@ impl StateStore for RedisStore {
                 .query::<()>(&mut self.con)
                 .map_err(|e| self.io(e))?;
         }
-        Ok(Restored {
-            checkpoint: (upto > 0).then_some(upto),
-            entries: state.into_iter().collect(),
-        })
+        Ok(restored)
     }
 
     fn save(&mut self, id: u64, changes: &Changes) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@
 //! the `redis` feature, a shared Redis server ([`redis`](super::redis_store)). Both also keep the
 //! completion marks of exactly-once mode (the last checkpoint each spout task saw complete).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tempest_protocol::config::{
     Config, ConfigError, TOPOLOGY_STATE_PROVIDER, TOPOLOGY_STATE_REDB_DIR, TOPOLOGY_STATE_REDIS_URL,
@@ -192,6 +193,49 @@ fn redis_mark(
 #[cfg(not(feature = "redis"))]
 fn redis_marks(url: &str, _topology: &str, _tasks: &[u32]) -> Result<Vec<Vec<u64>>, StoreError> {
     Err(no_redis(url))
+}
+
+/// Restores a store's contents to checkpoint `upto` (its newest when `None`): applies the
+/// deltas up to it to `base` (the state at `base_id`); returns the state and the ids of the
+/// later deltas, which the store must discard. `Missing` if the store cannot give `upto`.
+pub(crate) fn restore_to(
+    place: &str,
+    base_id: u64,
+    mut base: BTreeMap<Vec<u8>, Vec<u8>>,
+    deltas: Vec<(u64, Changes)>,
+    upto: Option<u64>,
+) -> Result<(Restored, Vec<u64>), StoreError> {
+    let newest = deltas.last().map_or(base_id, |(id, _)| *id);
+    let upto = upto.unwrap_or(newest);
+    if upto > newest || upto < base_id {
+        return Err(StoreError::Missing {
+            place: place.to_string(),
+            wanted: upto,
+            newest,
+        });
+    }
+    let mut discard = Vec::new();
+    for (id, changes) in deltas {
+        if id > upto {
+            discard.push(id);
+            continue;
+        }
+        for (k, v) in changes {
+            match v {
+                Some(v) => {
+                    base.insert(k, v);
+                }
+                None => {
+                    base.remove(&k);
+                }
+            }
+        }
+    }
+    let restored = Restored {
+        checkpoint: (upto > 0).then_some(upto),
+        entries: base.into_iter().collect(),
+    };
+    Ok((restored, discard))
 }
 
 /// Encodes one checkpoint's changes: per change, the key's length (u32 LE) and bytes, then
