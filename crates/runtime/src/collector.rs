@@ -616,6 +616,12 @@ impl SpoutOutputCollector {
             xor ^= edge;
             smallvec::smallvec![(root, edge)]
         });
+        self.init_tree(root, xor);
+        self.pending.insert(root, msg_id, Instant::now());
+    }
+
+    /// Tells the root's acker a tree started, with the XOR of its first edges.
+    fn init_tree(&mut self, root: u64, xor: u64) {
         let spout_task = self.em.task_id;
         let acker = self.em.acker_for(root);
         self.em.outbox.push_acker(
@@ -626,7 +632,6 @@ impl SpoutOutputCollector {
                 spout_task,
             },
         );
-        self.pending.insert(root, msg_id, Instant::now());
     }
 
     /// Sends checkpoint barrier `id` to every consumer task as the root of a tracked tree;
@@ -643,16 +648,7 @@ impl SpoutOutputCollector {
             xor ^= edge;
             smallvec::smallvec![(root, edge)]
         });
-        let spout_task = self.em.task_id;
-        let acker = self.em.acker_for(root);
-        self.em.outbox.push_acker(
-            acker,
-            AckerMsg::Init {
-                root,
-                xor,
-                spout_task,
-            },
-        );
+        self.init_tree(root, xor);
         Some(root)
     }
 
