@@ -8,6 +8,7 @@
 
 use crate::transfer::{AckerMsg, Inbox, Outbox, Payload, Transfer, TreeOutcome};
 use rustc_hash::FxHashMap;
+use std::collections::hash_map;
 use std::time::Duration;
 
 #[derive(Debug, Default)]
@@ -33,30 +34,61 @@ impl AckerState {
                 root
             }
         };
-        let entry = match self.previous.remove(&root) {
-            Some(e) => self.current.entry(root).or_insert(e),
-            None => self.current.entry(root).or_default(),
-        };
-        match msg {
+        // One hash lookup for a tree already open (the common case), and no insert for a tree
+        // that completes on the message that opens it here.
+        match self.current.entry(root) {
+            hash_map::Entry::Occupied(mut open) => {
+                let decided = Self::update(open.get_mut(), msg)?;
+                open.remove();
+                Some(decided)
+            }
+            hash_map::Entry::Vacant(slot) => {
+                let mut entry = if self.previous.is_empty() {
+                    Entry::default()
+                } else {
+                    self.previous.remove(&root).unwrap_or_default()
+                };
+                match Self::update(&mut entry, msg) {
+                    Some(decided) => Some(decided),
+                    None => {
+                        slot.insert(entry);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `msg` to its tree's entry; returns the spout task and outcome if decided.
+    #[inline]
+    fn update(entry: &mut Entry, msg: AckerMsg) -> Option<(u32, TreeOutcome)> {
+        let root = match msg {
             AckerMsg::Init {
-                xor, spout_task, ..
+                root,
+                xor,
+                spout_task,
             } => {
                 entry.val ^= xor;
                 entry.spout_task = Some(spout_task);
+                root
             }
-            AckerMsg::Ack { xor, .. } => entry.val ^= xor,
-            AckerMsg::Fail { .. } => entry.failed = true,
-        }
-        let spout_task = entry.spout_task?;
-        let outcome = if entry.failed {
-            TreeOutcome::Failed { root }
-        } else if entry.val == 0 {
-            TreeOutcome::Acked { root }
-        } else {
-            return None;
+            AckerMsg::Ack { root, xor } => {
+                entry.val ^= xor;
+                root
+            }
+            AckerMsg::Fail { root } => {
+                entry.failed = true;
+                root
+            }
         };
-        self.current.remove(&root);
-        Some((spout_task, outcome))
+        let spout_task = entry.spout_task?;
+        if entry.failed {
+            Some((spout_task, TreeOutcome::Failed { root }))
+        } else if entry.val == 0 {
+            Some((spout_task, TreeOutcome::Acked { root }))
+        } else {
+            None
+        }
     }
 
     /// Drops the trees that have been open for more than one rotation period.
@@ -163,6 +195,29 @@ mod tests {
                     prop_assert_eq!(out, None, "completed early at message {} of {}", i, last);
                 }
             }
+            prop_assert_eq!(acker.open(), 0);
+        }
+
+        #[test]
+        fn acks_folded_by_the_outbox_complete_the_tree_exactly_once(
+            (parents, ids) in tree(), order_seed in any::<u64>(), batch in 1usize..8
+        ) {
+            use crate::transfer::{Destinations, Outbox, Payload};
+            let root = 11;
+            let mut msgs = messages(&parents, &ids, root);
+            fastrand::Rng::with_seed(order_seed).shuffle(&mut msgs);
+            let mut outbox = Outbox::new(Destinations::of([0]), batch);
+            for m in msgs {
+                outbox.push_acker(0, m);
+            }
+            outbox.flush();
+            let mut acker = AckerState::default();
+            let mut outcomes = Vec::new();
+            for env in outbox.ready.drain(..) {
+                let Payload::Acker(batch) = env.payload else { unreachable!() };
+                outcomes.extend(batch.into_iter().filter_map(|m| acker.apply(m)));
+            }
+            prop_assert_eq!(outcomes, vec![(7, TreeOutcome::Acked { root })]);
             prop_assert_eq!(acker.open(), 0);
         }
 

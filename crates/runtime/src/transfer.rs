@@ -203,10 +203,26 @@ impl Outbox {
         }
     }
 
+    /// Adds a message for acker `task`. An ack of the same tree as the message before it is
+    /// folded into that one (XOR is associative, and a tree cannot complete between two acks
+    /// of its own that are still buffered together): a bolt acking the several tuples of one
+    /// tree in a row, as a count bolt acking a sentence's words does, sends one message.
     #[inline]
     pub(crate) fn push_acker(&mut self, task: u32, m: AckerMsg) {
         self.mark();
         let slot = self.slot(task);
+        if let AckerMsg::Ack { root, xor } = m {
+            if let Some(AckerMsg::Ack {
+                root: last_root,
+                xor: last_xor,
+            }) = self.acker.by_slot[slot].last_mut()
+            {
+                if *last_root == root {
+                    *last_xor ^= xor;
+                    return;
+                }
+            }
+        }
         if let Some(b) = self.acker.push(slot, m, self.batch_size) {
             self.ready.push(Envelope {
                 task,
@@ -415,5 +431,42 @@ mod tests {
         o.flush();
         let tasks: Vec<u32> = o.ready.iter().map(|e| e.task).collect();
         assert_eq!(tasks, [20, 8]);
+    }
+
+    #[test]
+    fn consecutive_acks_of_one_tree_fold_into_one_message_and_nothing_else_does() {
+        let mut o = Outbox::new(Destinations::of([1, 2]), 100);
+        let ack = |root, xor| AckerMsg::Ack { root, xor };
+        for m in [ack(5, 0b0011), ack(5, 0b0101), ack(6, 0b1000)] {
+            o.push_acker(1, m);
+        }
+        o.push_acker(2, ack(6, 0b0001));
+        o.push_acker(1, AckerMsg::Fail { root: 6 });
+        o.push_acker(1, ack(6, 0b0100));
+        o.push_acker(1, ack(6, 0b0010));
+        o.flush();
+        let batches: Vec<(u32, Vec<AckerMsg>)> = o
+            .ready
+            .drain(..)
+            .map(|e| match e.payload {
+                Payload::Acker(m) => (e.task, m),
+                other => panic!("not acker messages: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            batches,
+            [
+                (
+                    1,
+                    vec![
+                        ack(5, 0b0110),
+                        ack(6, 0b1000),
+                        AckerMsg::Fail { root: 6 },
+                        ack(6, 0b0110)
+                    ]
+                ),
+                (2, vec![ack(6, 0b0001)]),
+            ]
+        );
     }
 }
