@@ -97,7 +97,8 @@ fn now_ns() -> i64 {
 }
 
 struct BenchSpout {
-    sentences: Vec<&'static str>,
+    /// The sentences, each with its number of words (counted once, not per emit).
+    sentences: Vec<(&'static str, u64)>,
     acking: bool,
     rate_per_task: Option<f64>,
     started: Instant,
@@ -112,7 +113,8 @@ struct BenchSpout {
 }
 
 impl BenchSpout {
-    fn sentence(&self, i: u64) -> &'static str {
+    /// Sentence `i` and its number of words.
+    fn sentence(&self, i: u64) -> (&'static str, u64) {
         let h = xxhash(i);
         self.sentences[(h % self.sentences.len() as u64) as usize]
     }
@@ -152,12 +154,12 @@ impl Spout for BenchSpout {
             }
             None => now_ns(),
         };
-        let s = self.sentence(self.next);
+        let (s, words) = self.sentence(self.next);
         self.emitted += 1;
         self.next += 1;
         let id = self.acking.then_some(self.next);
         c.emit(values![s, ts], id)?;
-        self.words += s.split_whitespace().count() as u64;
+        self.words += words;
         Ok(())
     }
     async fn close(&mut self) {
@@ -410,7 +412,10 @@ fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
     b.set_spout(
         "spout",
         move || BenchSpout {
-            sentences: sentences(),
+            sentences: sentences()
+                .into_iter()
+                .map(|s| (s, s.split_whitespace().count() as u64))
+                .collect(),
             acking: true,
             rate_per_task: None,
             started: Instant::now(),

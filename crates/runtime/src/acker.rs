@@ -11,6 +11,14 @@ use rustc_hash::FxHashMap;
 use std::collections::hash_map;
 use std::time::Duration;
 
+/// The acker task of the tree `root` among `ackers` (not empty). Roots are uniformly random,
+/// so the high bits of `root * n` spread trees evenly, without a division per message.
+#[inline]
+pub(crate) fn acker_of(ackers: &std::ops::Range<u32>, root: u64) -> u32 {
+    let n = u64::from(ackers.end - ackers.start);
+    ackers.start + ((u128::from(root) * u128::from(n)) >> 64) as u32
+}
+
 #[derive(Debug, Default)]
 struct Entry {
     val: u64,
@@ -253,6 +261,22 @@ mod tests {
             }
             prop_assert_eq!(acker.apply(AckerMsg::Fail { root }), None);
         }
+    }
+
+    #[test]
+    fn trees_spread_evenly_over_the_ackers_and_stay_in_their_range() {
+        let ackers = 10..13;
+        let mut per_acker = [0u32; 3];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..30_000 {
+            let a = acker_of(&ackers, rng.u64(1..));
+            assert!(ackers.contains(&a), "acker {a} out of {ackers:?}");
+            per_acker[(a - 10) as usize] += 1;
+        }
+        for n in per_acker {
+            assert!((9_000..11_000).contains(&n), "uneven spread: {per_acker:?}");
+        }
+        assert_eq!(acker_of(&(4..5), u64::MAX), 4);
     }
 
     #[test]

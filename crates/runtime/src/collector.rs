@@ -219,8 +219,7 @@ impl Emitter {
 
     #[inline]
     pub(crate) fn acker_for(&self, root: u64) -> u32 {
-        let n = (self.ackers.end - self.ackers.start) as u64;
-        self.ackers.start + (root % n) as u32
+        crate::acker::acker_of(&self.ackers, root)
     }
 
     /// Resolves the stream and checks the emit; returns the stream index.

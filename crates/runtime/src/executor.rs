@@ -261,8 +261,10 @@ async fn deliver_aligned(t: &mut BoltTask, tuple: Tuple) {
 /// Executes one tuple; an error or panic fails the input's tree and is reported.
 #[inline]
 async fn execute(t: &mut BoltTask, tuple: Tuple) {
+    // Kept to fail the tree if execute does; copied as a slice (a plain copy for the usual
+    // single anchor), not cloned item by item.
     let anchors = if tuple.is_tracked() {
-        tuple.anchors.clone()
+        Anchors::from_slice(&tuple.anchors)
     } else {
         Anchors::new()
     };

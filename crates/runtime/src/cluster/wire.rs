@@ -187,14 +187,13 @@ impl FailRoute {
         let Payload::Tuples(tuples) = env.payload else {
             return 0;
         };
-        let n = u64::from(self.ackers.end - self.ackers.start);
-        if n == 0 {
+        if self.ackers.is_empty() {
             return 0;
         }
         let mut failed = 0;
         for t in tuples {
             for &(root, _) in &t.anchors {
-                let acker = self.ackers.start + (root % n) as u32;
+                let acker = crate::acker::acker_of(&self.ackers, root);
                 if let Ok(s) = self.routes.sender(acker) {
                     let msg = Envelope {
                         task: acker,
