@@ -223,7 +223,7 @@ struct Split {
 }
 
 #[async_trait]
-impl Bolt for Split {
+impl BasicBolt for Split {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word", "ts"]);
     }
@@ -233,7 +233,7 @@ impl Bolt for Split {
         self.window = self.results.window();
         Ok(())
     }
-    async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         if t.is_tick() {
             if let Some(dir) = &self.out {
                 write_result(
@@ -247,9 +247,8 @@ impl Bolt for Split {
         }
         let ts = t.i64(1)?;
         for w in t.str(0)?.split_whitespace() {
-            c.emit_anchored(&t, values![w, ts])?;
+            c.emit(values![w, ts])?;
         }
-        c.ack(&t);
         // The clock is read every 256 sentences: the window's edges are that precise.
         if self.seen % 256 == 0 {
             self.measuring = in_window(self.window, now_ns());
@@ -281,7 +280,7 @@ struct Count {
 }
 
 #[async_trait]
-impl Bolt for Count {
+impl BasicBolt for Count {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
     async fn prepare(&mut self, ctx: &TopologyContext) -> ComponentResult {
         self.task = ctx.task_id();
@@ -289,7 +288,7 @@ impl Bolt for Count {
         self.window = self.results.window();
         Ok(())
     }
-    async fn execute(&mut self, t: Tuple, c: &mut OutputCollector) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         if t.is_tick() {
             if let Some(dir) = &self.out {
                 let mut buf = Vec::new();
@@ -308,9 +307,7 @@ impl Bolt for Count {
                 self.counts.insert(word.to_string(), 1);
             }
         }
-        self.record(&t)?;
-        c.ack(&t);
-        Ok(())
+        self.record(t)
     }
     async fn cleanup(&mut self) {
         self.publish();
@@ -428,7 +425,7 @@ fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
         args.spouts,
     );
     let r = results.clone();
-    b.set_bolt(
+    b.set_basic_bolt(
         "split",
         move || Split {
             sentences: 0,
@@ -459,7 +456,7 @@ fn build(args: &Args, results: &Results) -> anyhow::Result<Topology> {
         b.set_stateful_bolt("count", move || StatefulCount(count()), args.counts)
             .fields_grouping("split", ["word"]);
     } else {
-        b.set_bolt("count", count, args.counts)
+        b.set_basic_bolt("count", count, args.counts)
             .fields_grouping("split", ["word"])
             .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
     }

@@ -29,7 +29,7 @@ impl BasicBolt for Exclaim {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word"]);
     }
-    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         c.emit(values![format!("{}!!!", t.str("word")?)])?;
         Ok(())
     }
@@ -45,7 +45,7 @@ struct Printer {
 #[async_trait]
 impl BasicBolt for Printer {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         if t.is_tick() {
             println!("{} words in the last second, e.g. {}", self.seen, self.last);
             self.seen = 0;

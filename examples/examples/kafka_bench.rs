@@ -129,7 +129,7 @@ struct Count(u64);
 #[async_trait]
 impl BasicBolt for Count {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         // Touch the record like a real bolt would.
         self.0 += t.str("value")?.len() as u64;
         Ok(())

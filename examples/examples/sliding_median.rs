@@ -103,7 +103,7 @@ struct Print;
 #[async_trait]
 impl BasicBolt for Print {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let end = t.i64("end")?;
         let day_secs = (end / 1000).rem_euclid(86_400);
         println!(

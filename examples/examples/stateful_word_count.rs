@@ -118,7 +118,7 @@ struct Report {
 #[async_trait]
 impl BasicBolt for Report {
     fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
-    async fn execute(&mut self, t: &Tuple, _c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         if t.is_tick() {
             let mut top: Vec<_> = self.counts.iter().collect();
             top.sort_by(|a, b| b.1.cmp(a.1));

@@ -74,7 +74,7 @@ impl BasicBolt for Split {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word", "ts"]);
     }
-    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let ts = t.i64("ts")?;
         for w in t.str("sentence")?.split_whitespace() {
             c.emit(values![w, ts])?;
@@ -122,7 +122,7 @@ struct Print {
 #[async_trait]
 impl BasicBolt for Print {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         if t.source_stream() == "late" {
             self.late += 1;
             return Ok(());

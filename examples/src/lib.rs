@@ -59,7 +59,7 @@ impl BasicBolt for SplitSentence {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word"]);
     }
-    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         for w in t.str("sentence")?.split_whitespace() {
             c.emit(values![w])?;
         }
@@ -78,7 +78,7 @@ impl BasicBolt for WordCount {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word", "count"]);
     }
-    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let word = t.str("word")?;
         let n = match self.counts.get_mut(word) {
             Some(n) => n,

@@ -536,7 +536,7 @@ async fn position_rewind_and_checkpoint_commit() {
     #[async_trait]
     impl BasicBolt for Record {
         fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-        async fn execute(
+        fn execute(
             &mut self,
             t: &Tuple,
             _: &mut BasicOutputCollector<'_>,

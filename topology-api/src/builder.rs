@@ -57,7 +57,7 @@ impl From<(&str, &str)> for Source {
 /// # struct Print;
 /// # #[async_trait] impl BasicBolt for Print {
 /// #   fn declare_output_fields(&self, _d: &mut OutputDeclarer) {}
-/// #   async fn execute(&mut self, t: &Tuple, _c: &mut BasicOutputCollector<'_>) -> ComponentResult { Ok(()) }
+/// #   fn execute(&mut self, t: &Tuple, _c: &mut BasicOutputCollector<'_>) -> ComponentResult { Ok(()) }
 /// # }
 /// let mut builder = TopologyBuilder::new("numbers");
 /// builder.set_spout("numbers", || Numbers, 1);

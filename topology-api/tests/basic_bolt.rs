@@ -18,7 +18,7 @@ impl BasicBolt for Relay {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["id"]);
     }
-    async fn execute(
+    fn execute(
         &mut self,
         input: &Tuple,
         c: &mut BasicOutputCollector<'_>,
@@ -43,7 +43,7 @@ impl BasicBolt for Check {
         self.task = ctx.task_id();
         Ok(())
     }
-    async fn execute(
+    fn execute(
         &mut self,
         input: &Tuple,
         _c: &mut BasicOutputCollector<'_>,

@@ -51,7 +51,7 @@ impl BasicBolt for Split {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word"]);
     }
-    async fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         for w in t.str("sentence")?.split(' ') {
             c.emit(values![w])?;
         }
@@ -72,7 +72,7 @@ impl BasicBolt for Count {
         self.task = ctx.task_id();
         Ok(())
     }
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let mut seen = self.seen.lock().unwrap();
         let e = seen
             .entry(t.str("word")?.to_string())

@@ -19,7 +19,7 @@ impl BasicBolt for B {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word", "count"]);
     }
-    async fn execute(&mut self, _: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, _: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         Ok(())
     }
 }

@@ -109,7 +109,7 @@ struct LateSink {
 #[async_trait]
 impl BasicBolt for LateSink {
     fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let Value::List(values) = t.value("tuple")? else {
             return Err("the late tuple's values are not a list".into());
         };

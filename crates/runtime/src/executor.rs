@@ -11,7 +11,7 @@
 //! spout can never deadlock on full queues.
 
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
-use crate::component::{Bolt, BoltEvent, Spout, TopologyContext};
+use crate::component::{Bolt, BoltEvent, ExecuteNow, Spout, TopologyContext};
 use crate::metrics::PUBLISH_EVERY;
 use crate::settings::RuntimeSettings;
 use crate::state::barrier::{Aligner, Step};
@@ -271,9 +271,18 @@ async fn execute(t: &mut BoltTask, tuple: Tuple) {
     if !tuple.is_tick() {
         t.collector.em.stats.executed += 1;
     }
-    let result = AssertUnwindSafe(t.bolt.execute(tuple, &mut t.collector))
-        .catch_unwind()
-        .await;
+    let now = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        t.bolt.execute_now(tuple, &mut t.collector)
+    }));
+    let result = match now {
+        Ok(ExecuteNow::Done(result)) => Ok(result),
+        Ok(ExecuteNow::Later(tuple)) => {
+            AssertUnwindSafe(t.bolt.execute(tuple, &mut t.collector))
+                .catch_unwind()
+                .await
+        }
+        Err(p) => Err(p),
+    };
     let message = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("execute failed: {e}"),

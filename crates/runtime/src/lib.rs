@@ -34,7 +34,7 @@ pub use collector::{
 };
 pub use component::{
     BasicBolt, BasicBoltAdapter, Bolt, BoltEvent, ComponentError, ComponentResult, EventSender,
-    OutputDeclarer, Spout, TopologyContext,
+    ExecuteNow, OutputDeclarer, Spout, TopologyContext,
 };
 pub use executor::{ExecutorError, TaskReport};
 pub use grouping::{CustomGrouping, CustomGroupingFactory};

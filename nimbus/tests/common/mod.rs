@@ -143,7 +143,7 @@ impl BasicBolt for Count {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["word", "count"]);
     }
-    async fn execute(&mut self, _: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, _: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         Ok(())
     }
 }

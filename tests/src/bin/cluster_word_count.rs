@@ -109,7 +109,7 @@ impl BasicBolt for Count {
         self.out = Some(dir(ctx)?.join(format!("counts-{}.json", ctx.task_id())));
         Ok(())
     }
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         if t.is_tick() {
             if let Some(out) = &self.out {
                 let tmp = out.with_extension("tmp");

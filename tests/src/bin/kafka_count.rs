@@ -62,7 +62,7 @@ impl BasicBolt for Sink {
         );
         Ok(())
     }
-    async fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
+    fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let line = format!(
             "{} {} {}\n",
             t.str("topic")?,
