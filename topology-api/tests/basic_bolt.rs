@@ -28,11 +28,13 @@ impl BasicBolt for Relay {
     }
 }
 
-/// Records ids; returns `Err` the first time it sees an id divisible by `fail_every` (never if 0).
+/// Records ids; returns `Err` (or panics, with `panic`) the first time it sees an id divisible
+/// by `fail_every` (never if 0).
 struct Check {
     seen: Seen,
     first: Arc<Mutex<HashSet<u64>>>,
     fail_every: u64,
+    panic: bool,
     task: u32,
 }
 
@@ -52,13 +54,16 @@ impl BasicBolt for Check {
         lock(&self.seen).push((self.task, id));
         let first = lock(&self.first).insert(id);
         if first && self.fail_every != 0 && id % self.fail_every == 0 {
+            if self.panic {
+                panic!("rejecting {id}");
+            }
             return Err(format!("rejecting {id}").into());
         }
         Ok(())
     }
 }
 
-fn topology(n: u64, fail_every: u64) -> (Topology, Arc<Ledger>, Seen) {
+fn topology(n: u64, fail_every: u64, panic: bool) -> (Topology, Arc<Ledger>, Seen) {
     let ledger = Ledger::new();
     let seen: Seen = Arc::default();
     let first = Arc::new(Mutex::new(HashSet::new()));
@@ -75,6 +80,7 @@ fn topology(n: u64, fail_every: u64) -> (Topology, Arc<Ledger>, Seen) {
             seen: s.clone(),
             first: first.clone(),
             fail_every,
+            panic,
             task: 0,
         },
         2,
@@ -86,7 +92,7 @@ fn topology(n: u64, fail_every: u64) -> (Topology, Arc<Ledger>, Seen) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_bolts_anchor_and_ack_automatically() {
     const N: u64 = 100;
-    let (topology, ledger, seen) = topology(N, 0);
+    let (topology, ledger, seen) = topology(N, 0, false);
     let report = run(&topology).await;
     ledger.assert_all_acked_once(N);
     assert!(
@@ -103,8 +109,19 @@ async fn basic_bolts_anchor_and_ack_automatically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_bolt_error_fails_the_tree() {
+    error_or_panic_fails_the_tree(false).await;
+}
+
+/// A panic in the synchronous `execute` is caught like an error: the tree fails, the task
+/// goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_bolt_panic_fails_the_tree_and_the_task_goes_on() {
+    error_or_panic_fails_the_tree(true).await;
+}
+
+async fn error_or_panic_fails_the_tree(panic: bool) {
     const N: u64 = 60;
-    let (topology, ledger, seen) = topology(N, 4);
+    let (topology, ledger, seen) = topology(N, 4, panic);
     let report = run(&topology).await;
 
     // The error two bolts downstream reached the spout: the relay's emit was anchored.
@@ -128,7 +145,13 @@ async fn basic_bolt_error_fails_the_tree() {
     errors.sort();
     let mut expected_errors: Vec<String> = expected_fails
         .keys()
-        .map(|id| format!("execute failed: rejecting {id}"))
+        .map(|id| {
+            if panic {
+                format!("execute panicked: rejecting {id}")
+            } else {
+                format!("execute failed: rejecting {id}")
+            }
+        })
         .collect();
     expected_errors.sort();
     assert_eq!(errors, expected_errors);
