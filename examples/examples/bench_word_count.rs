@@ -357,7 +357,7 @@ impl StatefulBolt for StatefulCount {
         self.0.window = self.0.results.window();
         Ok(())
     }
-    async fn execute(
+    fn execute(
         &mut self,
         t: &Tuple,
         state: &mut KeyValueState<String, u64>,

@@ -95,7 +95,7 @@ impl StatefulBolt for Count {
         println!("restored {} distinct words, {words} counted", state.len());
         Ok(())
     }
-    async fn execute(
+    fn execute(
         &mut self,
         input: &Tuple,
         state: &mut KeyValueState<String, i64>,

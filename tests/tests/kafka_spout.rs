@@ -536,11 +536,7 @@ async fn position_rewind_and_checkpoint_commit() {
     #[async_trait]
     impl BasicBolt for Record {
         fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-        fn execute(
-            &mut self,
-            t: &Tuple,
-            _: &mut BasicOutputCollector<'_>,
-        ) -> ComponentResult {
+        fn execute(&mut self, t: &Tuple, _: &mut BasicOutputCollector<'_>) -> ComponentResult {
             lock(&self.0).push(t.i64("offset")?);
             Ok(())
         }

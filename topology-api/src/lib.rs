@@ -25,10 +25,10 @@ pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};
 pub use tempest_runtime::{
     run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, BoltEvent,
     ComponentError, ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, EventSender,
-    ExecuteNow, ExecutorError, FieldKey, Fields, KeyValueState, LocalOptions, LocalReport, OutputCollector,
-    OutputDeclarer, RunError, Spout, SpoutOutputCollector, StatefulBolt, TaskReport, TaskStats,
-    Topology, TopologyContext, Tuple, TupleError, Value, Values, Window, WindowCollector,
-    WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM, TICK_STREAM,
+    ExecuteNow, ExecutorError, FieldKey, Fields, KeyValueState, LocalOptions, LocalReport,
+    OutputCollector, OutputDeclarer, RunError, Spout, SpoutOutputCollector, StatefulBolt,
+    TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError, Value, Values, Window,
+    WindowCollector, WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM, TICK_STREAM,
 };
 
 /// Stateful bolts' stores and their errors.
@@ -64,9 +64,10 @@ pub use spec::{GroupingSpec, TopologySpec};
 pub mod prelude {
     pub use crate::{
         async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
-        ComponentResult, Config, CustomGrouping, ExecuteNow, KeyValueState, OutputCollector, OutputDeclarer,
-        Spout, SpoutOutputCollector, StatefulBolt, Topology, TopologyBuilder, TopologyContext,
-        Tuple, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
+        ComponentResult, Config, CustomGrouping, ExecuteNow, KeyValueState, OutputCollector,
+        OutputDeclarer, Spout, SpoutOutputCollector, StatefulBolt, Topology, TopologyBuilder,
+        TopologyContext, Tuple, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt,
+        Windowing,
     };
 }
 

@@ -18,11 +18,7 @@ impl BasicBolt for Relay {
     fn declare_output_fields(&self, d: &mut OutputDeclarer) {
         d.declare(["id"]);
     }
-    fn execute(
-        &mut self,
-        input: &Tuple,
-        c: &mut BasicOutputCollector<'_>,
-    ) -> ComponentResult {
+    fn execute(&mut self, input: &Tuple, c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         c.emit(values![input.i64("id")?])?;
         Ok(())
     }
@@ -45,11 +41,7 @@ impl BasicBolt for Check {
         self.task = ctx.task_id();
         Ok(())
     }
-    fn execute(
-        &mut self,
-        input: &Tuple,
-        _c: &mut BasicOutputCollector<'_>,
-    ) -> ComponentResult {
+    fn execute(&mut self, input: &Tuple, _c: &mut BasicOutputCollector<'_>) -> ComponentResult {
         let id = input.i64("id")? as u64;
         lock(&self.seen).push((self.task, id));
         let first = lock(&self.first).insert(id);

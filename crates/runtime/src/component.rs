@@ -177,8 +177,11 @@ pub trait BasicBolt: Send + 'static {
     }
     /// Processes one input tuple, without waiting on anything (as in Storm, where a basic
     /// bolt's `execute` is a plain call; a bolt that must await uses [`Bolt`]).
-    fn execute(&mut self, input: &Tuple, collector: &mut BasicOutputCollector<'_>)
-        -> ComponentResult;
+    fn execute(
+        &mut self,
+        input: &Tuple,
+        collector: &mut BasicOutputCollector<'_>,
+    ) -> ComponentResult;
     /// Called once when the bolt is shut down.
     async fn cleanup(&mut self) {}
 }

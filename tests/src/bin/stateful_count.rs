@@ -143,7 +143,7 @@ impl StatefulBolt for Count {
         self.out = Some(dir(ctx)?.join(format!("counts-{}.json", ctx.task_id())));
         Ok(())
     }
-    async fn execute(
+    fn execute(
         &mut self,
         t: &Tuple,
         state: &mut KeyValueState<String, u64>,

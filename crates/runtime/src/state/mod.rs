@@ -22,7 +22,7 @@ mod redis_store;
 pub(crate) mod store;
 
 use crate::collector::{BasicOutputCollector, OutputCollector};
-use crate::component::{Bolt, ComponentResult, OutputDeclarer, TopologyContext};
+use crate::component::{Bolt, ComponentResult, ExecuteNow, OutputDeclarer, TopologyContext};
 use crate::tuple::Tuple;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -256,8 +256,9 @@ pub trait StatefulBolt: Send + 'static {
     ) -> ComponentResult {
         Ok(())
     }
-    /// Processes one input tuple, reading and updating the state.
-    async fn execute(
+    /// Processes one input tuple, reading and updating the state, without waiting on
+    /// anything (like [`BasicBolt::execute`](crate::BasicBolt::execute)).
+    fn execute(
         &mut self,
         input: &Tuple,
         state: &mut KeyValueState<Self::Key, Self::Value>,
@@ -304,6 +305,37 @@ impl<B: StatefulBolt> std::fmt::Debug for StatefulBoltAdapter<B> {
 }
 
 impl<B: StatefulBolt> StatefulBoltAdapter<B> {
+    /// Executes `input` on the state, then acks it (exactly once) or holds its ack until the
+    /// next checkpoint (at least once).
+    fn execute_stateful(
+        &mut self,
+        input: Tuple,
+        collector: &mut OutputCollector,
+    ) -> ComponentResult {
+        if let Some(why) = &self.broken {
+            if self.refused % 10_000 == 0 {
+                collector.report_error(format!(
+                    "state not restored, failing inputs ({} so far): {why}",
+                    self.refused + 1
+                ));
+            }
+            self.refused += 1;
+            collector.fail(&input);
+            return Ok(());
+        }
+        {
+            let mut basic = BasicOutputCollector::new(collector, &input);
+            self.bolt.execute(&input, &mut self.state, &mut basic)?;
+        }
+        if self.exactly_once || !input.is_tracked() {
+            // Exactly once does not rely on replays: the spouts rewind instead.
+            collector.ack(&input);
+        } else {
+            self.unacked.push(input);
+        }
+        Ok(())
+    }
+
     /// Wraps `bolt`.
     pub fn new(bolt: B) -> Self {
         StatefulBoltAdapter {
@@ -414,30 +446,11 @@ impl<B: StatefulBolt> Bolt for StatefulBoltAdapter<B> {
     }
 
     async fn execute(&mut self, input: Tuple, collector: &mut OutputCollector) -> ComponentResult {
-        if let Some(why) = &self.broken {
-            if self.refused % 10_000 == 0 {
-                collector.report_error(format!(
-                    "state not restored, failing inputs ({} so far): {why}",
-                    self.refused + 1
-                ));
-            }
-            self.refused += 1;
-            collector.fail(&input);
-            return Ok(());
-        }
-        {
-            let mut basic = BasicOutputCollector::new(collector, &input);
-            self.bolt
-                .execute(&input, &mut self.state, &mut basic)
-                .await?;
-        }
-        if self.exactly_once || !input.is_tracked() {
-            // Exactly once does not rely on replays: the spouts rewind instead.
-            collector.ack(&input);
-        } else {
-            self.unacked.push(input);
-        }
-        Ok(())
+        self.execute_stateful(input, collector)
+    }
+
+    fn execute_now(&mut self, input: Tuple, collector: &mut OutputCollector) -> ExecuteNow {
+        ExecuteNow::Done(self.execute_stateful(input, collector))
     }
 
     async fn checkpoint(&mut self, id: u64, collector: &mut OutputCollector) -> ComponentResult {
