@@ -108,6 +108,10 @@ impl Destinations {
 /// Per-destination buffers of one message kind.
 struct Buffers<T> {
     by_slot: Vec<Vec<T>>,
+    /// The length of the last batch sent to each slot: a new buffer reserves that much, so a
+    /// destination that gets full batches allocates once per batch, and one that gets a tuple
+    /// or two per flush (one of many consumer tasks) does not allocate room for a full batch.
+    last_len: Vec<u32>,
     dirty: Vec<usize>,
 }
 
@@ -115,6 +119,7 @@ impl<T> Buffers<T> {
     fn new(slots: usize) -> Self {
         Buffers {
             by_slot: (0..slots).map(|_| Vec::new()).collect(),
+            last_len: vec![0; slots],
             dirty: Vec::new(),
         }
     }
@@ -125,11 +130,13 @@ impl<T> Buffers<T> {
         let buf = &mut self.by_slot[slot];
         if buf.is_empty() {
             self.dirty.push(slot);
-            buf.reserve(batch_size.min(1024));
+            let most = batch_size.min(1024);
+            buf.reserve((self.last_len[slot] as usize).clamp(most.min(4), most));
         }
         buf.push(item);
         if buf.len() >= batch_size {
             // Leave the slot in `dirty`; drain skips empty buffers.
+            self.last_len[slot] = buf.len() as u32;
             Some(std::mem::take(buf))
         } else {
             None
@@ -140,6 +147,7 @@ impl<T> Buffers<T> {
         for slot in self.dirty.drain(..) {
             let buf = std::mem::take(&mut self.by_slot[slot]);
             if !buf.is_empty() {
+                self.last_len[slot] = buf.len() as u32;
                 f(slot, buf);
             }
         }
@@ -266,6 +274,11 @@ impl Outbox {
             })
         });
         self.buffered_since = None;
+    }
+
+    /// True if a partial batch is waiting to be sent.
+    pub(crate) fn is_buffering(&self) -> bool {
+        self.buffered_since.is_some()
     }
 
     /// True if a partial batch has waited longer than `interval`.
