@@ -179,15 +179,7 @@ pub(crate) async fn run_bolts(
                 }
             }
         }
-        let mut idle = inbox.is_empty();
-        if idle && tasks.iter().any(|t| t.collector.em.outbox.is_buffering()) {
-            // Before sending partial batches, give the other executors of the process a turn:
-            // under load they refill this queue and batches grow (with many consumer tasks a
-            // batch per destination would otherwise hold a tuple or two); when nothing else
-            // is runnable this returns at once, so light traffic is not held back.
-            tokio::task::yield_now().await;
-            idle = inbox.is_empty();
-        }
+        let idle = inbox.is_empty();
         let now = Instant::now();
         for t in &mut tasks {
             let outbox = &mut t.collector.em.outbox;
@@ -686,12 +678,9 @@ pub(crate) async fn run_spouts(
         // One round: each task's next_tuple, repeatedly while it emits, up to a batch.
         let mut emitted = 0usize;
         let mut saturated = false;
-        let mut kept_batches = false;
         if active {
             for t in &mut tasks {
-                let mut calls = 0;
                 for _ in 0..settings.batch_size {
-                    calls += 1;
                     if t.spout.is_finished() {
                         break;
                     }
@@ -717,7 +706,6 @@ pub(crate) async fn run_spouts(
                     let n = t.collector.emits;
                     emitted += n;
                     if n == 0 {
-                        calls = 0;
                         break;
                     }
                     if !t.collector.em.outbox.ready.is_empty() {
@@ -730,21 +718,7 @@ pub(crate) async fn run_spouts(
                         .await;
                     }
                 }
-                // A spout that emitted a whole round is busy: its partial batches wait for the
-                // next round (at most `flush_interval`), so that with many consumer tasks they
-                // still fill. One that ran dry, or waits for acks, sends them now.
-                let busy = calls == settings.batch_size && !saturated;
-                if busy
-                    && !t
-                        .collector
-                        .em
-                        .outbox
-                        .flush_due(now, settings.flush_interval)
-                {
-                    kept_batches = true;
-                } else {
-                    t.collector.em.outbox.flush();
-                }
+                t.collector.em.outbox.flush();
                 send_draining(
                     &mut t.collector.em.outbox,
                     &transfer,
@@ -753,28 +727,10 @@ pub(crate) async fn run_spouts(
                 )
                 .await;
             }
-        } else {
-            // Deactivated with batches kept from the last round: send them.
-            for t in &mut tasks {
-                if t.collector.em.outbox.is_buffering() {
-                    t.collector.em.outbox.flush();
-                    send_draining(
-                        &mut t.collector.em.outbox,
-                        &transfer,
-                        &mut inbox,
-                        &mut stash,
-                    )
-                    .await;
-                }
-            }
         }
 
         if emitted > 0 {
             idle_since = None;
-            if kept_batches {
-                // Let the consumers run before the next round.
-                tokio::task::yield_now().await;
-            }
             continue;
         }
         // Nothing to emit. For a short while keep polling (yielding to other tasks), so a spout
