@@ -276,11 +276,6 @@ impl Outbox {
         self.buffered_since = None;
     }
 
-    /// True if a partial batch is waiting to be sent.
-    pub(crate) fn is_buffering(&self) -> bool {
-        self.buffered_since.is_some()
-    }
-
     /// True if a partial batch has waited longer than `interval`.
     pub(crate) fn flush_due(&self, now: Instant, interval: Duration) -> bool {
         self.buffered_since
