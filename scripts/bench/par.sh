@@ -1,13 +1,12 @@
 #!/bin/bash
 # Cost as the topology grows, acking on: 1, 2, 4, 8 split and count tasks, and a 100-task
-# topology (4 spouts, 48 splits, 48 counts); 3 rounds, each beside timely.
-T=${TIMELY:-/tmp/timely/target/release/timely-wordcount-bench}
-B=${BENCH:-target/release/examples/bench_word_count}
-S=15
+# topology (4 spouts, 48 splits, 48 counts); 3 rounds of 15 s, each beside timely.
+SECONDS_MEASURED=${SECONDS_MEASURED:-15}
+source "$(dirname "$0")/common.sh"
 for r in 1 2 3; do
-  echo "round $r $(date +%T) timely-max $($T --sentences ${SENTENCES:-../shared/bench/sentences.txt} --warmup 5 --measure $S --workers 2 2>&1 | tail -n 1 | grep -o 'words_per_s=[0-9]*' )"
-  for n in 1 2 4 8; do
-    echo "round $r $(date +%T) par-$n $($B --warmup 5 --seconds $S --acking on --splits $n --counts $n 2>&1 | tail -n 1)"
-  done
-  echo "round $r $(date +%T) tasks-100 $($B --warmup 5 --seconds $S --acking on --spouts 4 --splits 48 --counts 48 2>&1 | tail -n 1)"
+    row $r timely-max "$(timely)"
+    for n in 1 2 4 8; do
+        row $r par-$n "$(tempest --acking on --splits $n --counts $n)"
+    done
+    row $r tasks-100 "$(tempest --acking on --spouts 4 --splits 48 --counts 48)"
 done
