@@ -7,8 +7,12 @@ use axum::body::Body;
 use futures::StreamExt;
 use std::time::Duration;
 
-/// At most this much of a refused body is read.
-const MAX_BYTES: u64 = 64 << 20;
+/// At most this much of a refused body is read: above Nimbus's default upload limit (512 MiB),
+/// so that a refused upload of any size a client would send is read to its end. A smaller cap
+/// closed the connection in the middle of a 140 MiB debug binary, and the client saw "broken
+/// pipe" instead of the 413 when its write lost the race with the close. The time limit below
+/// bounds the work a slow or endless sender can cause.
+const MAX_BYTES: u64 = 1 << 30;
 /// ... for at most this long.
 const MAX_TIME: Duration = Duration::from_secs(10);
 
