@@ -140,14 +140,16 @@ pub(crate) async fn run_bolts(
                             deliver_aligned(t, tuple).await;
                         } else if t.collector.em.lat.sample_next() {
                             let start = Instant::now();
-                            execute(t, tuple).await;
+                            if let Some(later) = execute_now(t, tuple) {
+                                execute_later(t, later).await;
+                            }
                             let end = Instant::now();
                             let lat = &mut t.collector.em.lat;
                             lat.execute_ns += (end - start).as_nanos() as u64;
                             lat.process_ns += (end - received).as_nanos() as u64;
                             lat.samples += 1;
-                        } else {
-                            execute(t, tuple).await;
+                        } else if let Some(later) = execute_now(t, tuple) {
+                            execute_later(t, later).await;
                         }
                         if !t.collector.em.outbox.ready.is_empty() {
                             send_ready(&mut t.collector.em.outbox, &transfer).await;
@@ -261,6 +263,22 @@ async fn deliver_aligned(t: &mut BoltTask, tuple: Tuple) {
 /// Executes one tuple; an error or panic fails the input's tree and is reported.
 #[inline]
 async fn execute(t: &mut BoltTask, tuple: Tuple) {
+    if let Some(later) = execute_now(t, tuple) {
+        execute_later(t, later).await;
+    }
+}
+
+/// A tuple the bolt gave back to [`Bolt::execute`], with the anchors to fail if it errs.
+struct Later {
+    tuple: Tuple,
+    anchors: Anchors,
+}
+
+/// The synchronous part of [`execute`]: tries [`Bolt::execute_now`] and gives the tuple back
+/// if the bolt wants its async `execute`. Called directly in the executor's loop, so no future
+/// is built (and moved) for a tuple the bolt executes here.
+#[inline]
+fn execute_now(t: &mut BoltTask, tuple: Tuple) -> Option<Later> {
     // Kept to fail the tree if execute does; copied as a slice (a plain copy for the usual
     // single anchor), not cloned item by item.
     let anchors = if tuple.is_tracked() {
@@ -274,23 +292,34 @@ async fn execute(t: &mut BoltTask, tuple: Tuple) {
     let now = std::panic::catch_unwind(AssertUnwindSafe(|| {
         t.bolt.execute_now(tuple, &mut t.collector)
     }));
-    let result = match now {
-        Ok(ExecuteNow::Done(result)) => Ok(result),
-        Ok(ExecuteNow::Later(tuple)) => {
-            AssertUnwindSafe(t.bolt.execute(tuple, &mut t.collector))
-                .catch_unwind()
-                .await
-        }
-        Err(p) => Err(p),
+    let message = match now {
+        Ok(ExecuteNow::Done(Ok(()))) => return None,
+        Ok(ExecuteNow::Later(tuple)) => return Some(Later { tuple, anchors }),
+        Ok(ExecuteNow::Done(Err(e))) => format!("execute failed: {e}"),
+        Err(p) => format!("execute panicked: {}", panic_message(&*p)),
     };
+    failed(t, message, &anchors);
+    None
+}
+
+/// The async part of [`execute`]: [`Bolt::execute`] on a tuple `execute_now` gave back.
+async fn execute_later(t: &mut BoltTask, later: Later) {
+    let result = AssertUnwindSafe(t.bolt.execute(later.tuple, &mut t.collector))
+        .catch_unwind()
+        .await;
     let message = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("execute failed: {e}"),
         Err(p) => format!("execute panicked: {}", panic_message(&*p)),
     };
+    failed(t, message, &later.anchors);
+}
+
+/// Reports a failed execute and fails the trees of its input.
+fn failed(t: &mut BoltTask, message: String, anchors: &Anchors) {
     t.collector.report_error(message);
     t.collector.em.stats.failed += 1;
-    t.collector.fail_roots(&anchors);
+    t.collector.fail_roots(anchors);
 }
 
 /// Sends the outbox's ready batches, waiting for queue space.
