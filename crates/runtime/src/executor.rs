@@ -11,7 +11,7 @@
 //! spout can never deadlock on full queues.
 
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
-use crate::component::{Bolt, BoltEvent, ExecuteNow, Spout, TopologyContext};
+use crate::component::{Bolt, BoltEvent, ComponentResult, ExecuteNow, Spout, TopologyContext};
 use crate::metrics::PUBLISH_EVERY;
 use crate::settings::RuntimeSettings;
 use crate::state::barrier::{Aligner, Step};
@@ -149,6 +149,7 @@ pub(crate) async fn run_bolts(
                             lat.process_ns += (end - received).as_nanos() as u64;
                             lat.samples += 1;
                         } else if let Some(later) = execute_now(t, tuple) {
+                            // The sync step inline: no future is built for a tuple it executes.
                             execute_later(t, later).await;
                         }
                         if !t.collector.em.outbox.ready.is_empty() {
@@ -292,13 +293,11 @@ fn execute_now(t: &mut BoltTask, tuple: Tuple) -> Option<Later> {
     let now = std::panic::catch_unwind(AssertUnwindSafe(|| {
         t.bolt.execute_now(tuple, &mut t.collector)
     }));
-    let message = match now {
-        Ok(ExecuteNow::Done(Ok(()))) => return None,
+    match now {
         Ok(ExecuteNow::Later(tuple)) => return Some(Later { tuple, anchors }),
-        Ok(ExecuteNow::Done(Err(e))) => format!("execute failed: {e}"),
-        Err(p) => format!("execute panicked: {}", panic_message(&*p)),
-    };
-    failed(t, message, &anchors);
+        Ok(ExecuteNow::Done(result)) => settle(t, Ok(result), &anchors),
+        Err(panic) => settle(t, Err(panic), &anchors),
+    }
     None
 }
 
@@ -307,16 +306,17 @@ async fn execute_later(t: &mut BoltTask, later: Later) {
     let result = AssertUnwindSafe(t.bolt.execute(later.tuple, &mut t.collector))
         .catch_unwind()
         .await;
+    settle(t, result, &later.anchors);
+}
+
+/// After an execute: on an error or panic, reports it and fails the trees of its input.
+#[inline]
+fn settle(t: &mut BoltTask, result: std::thread::Result<ComponentResult>, anchors: &Anchors) {
     let message = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("execute failed: {e}"),
         Err(p) => format!("execute panicked: {}", panic_message(&*p)),
     };
-    failed(t, message, &later.anchors);
-}
-
-/// Reports a failed execute and fails the trees of its input.
-fn failed(t: &mut BoltTask, message: String, anchors: &Anchors) {
     t.collector.report_error(message);
     t.collector.em.stats.failed += 1;
     t.collector.fail_roots(anchors);
