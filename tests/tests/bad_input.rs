@@ -47,7 +47,7 @@ async fn bad_input_is_refused_without_state_change() {
     );
     let wrong = NimbusClient::new(&cluster.url, Some("not-the-secret".into())).unwrap();
     assert_eq!(wrong.list().await.unwrap_err().status(), Some(401));
-    let log = std::fs::read_to_string(&cluster.nimbus.log).unwrap_or_default();
+    let log = std::fs::read_to_string(&cluster.nimbuses[0].daemon.log).unwrap_or_default();
     assert!(!log.contains(SECRET), "the secret must never be logged");
 
     // Oversized upload: the test topology binary is far above 1 MiB.
