@@ -16,12 +16,16 @@ pub(crate) const DEFAULT_WAIT_SECS: u64 = 30;
     about = "Administer a Tempest cluster: submit, list, describe, kill, activate, deactivate \
              and rebalance topologies",
     after_help = "The Nimbus URL comes from --nimbus, else $TEMPEST_NIMBUS, else `nimbus` in the \
-                  [client] section of the config file, else http://127.0.0.1:6627. The cluster \
-                  secret comes from $TEMPEST_SECRET, else the config file's top-level `secret`."
+                  [client] section of the config file, else http://127.0.0.1:6627. Each may be \
+                  a seed list of several Nimbus hosts (http://a:6627,http://b:6627; a TOML list \
+                  in the file): the CLI finds the leader and follows it through a failover. The \
+                  cluster secret comes from $TEMPEST_SECRET, else the config file's top-level \
+                  `secret`."
 )]
 pub(crate) struct Cli {
-    /// Nimbus URL, e.g. http://nimbus.example:6627.
-    #[arg(long, global = true, value_name = "URL")]
+    /// Nimbus URL, e.g. http://nimbus.example:6627, or a seed list of several:
+    /// http://a:6627,http://b:6627.
+    #[arg(long, global = true, value_name = "URLS")]
     pub nimbus: Option<String>,
     /// Config file [default: ./tempest.toml if it exists].
     #[arg(long, global = true, value_name = "FILE")]

@@ -16,8 +16,12 @@ pub(crate) const DEFAULT_CONFIG_FILE: &str = "tempest.toml";
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClientSection {
-    /// Nimbus URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Nimbus URL, or a seed list (commas, or a TOML list).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tempest_protocol::seeds::deserialize"
+    )]
     nimbus: Option<String>,
 }
 
@@ -51,7 +55,7 @@ impl fmt::Display for NimbusSource {
 /// What the CLI connects to, and with which secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settings {
-    /// Nimbus's URL.
+    /// Nimbus's URL, or a comma-separated seed list.
     pub nimbus: String,
     /// Where it came from.
     pub nimbus_from: NimbusSource,
@@ -156,6 +160,24 @@ mod tests {
             assert_eq!(s.nimbus, "http://file:6627");
             assert_eq!(s.nimbus_from, NimbusSource::File(f.clone()));
             assert!(s.nimbus_from.to_string().contains("tempest.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_source_takes_a_seed_list() {
+        Jail::expect_with(|jail| {
+            let f = with_file(
+                jail,
+                "[client]\nnimbus = [\"http://a:6627\", \"http://b:6627\"]\n",
+            );
+            let s = resolve(None, None, &f).unwrap();
+            assert_eq!(s.nimbus, "http://a:6627,http://b:6627");
+            jail.set_env(NIMBUS_ENV, "http://c:1,http://d:2");
+            let s = resolve(None, None, &f).unwrap();
+            assert_eq!(s.nimbus, "http://c:1,http://d:2");
+            let s = resolve(Some("http://e:1,http://f:2"), None, &f).unwrap();
+            assert_eq!(s.nimbus, "http://e:1,http://f:2");
             Ok(())
         });
     }

@@ -35,8 +35,9 @@ pub fn default_http_listen(host: &str) -> String {
 /// fields, or with [`SupervisorConfig::resolve`] from a file, flags and the environment.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SupervisorConfig {
-    /// Base URL of Nimbus (`nimbus`; default `http://127.0.0.1:6627`). Also passed to workers
-    /// as `--nimbus`.
+    /// Base URL of Nimbus, or a seed list of several Nimbus hosts (`nimbus`: a URL, URLs
+    /// separated by commas, or a TOML list; default `http://127.0.0.1:6627`), kept
+    /// comma-separated. Also passed to workers as `--nimbus`.
     pub nimbus: String,
     /// Where ids, artifacts, worker records and logs live (`data_dir`; default
     /// `./tempest-data/supervisor`). Created if missing.
@@ -130,8 +131,13 @@ impl fmt::Debug for SupervisorConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigOverrides {
-    /// `--nimbus` (`TEMPEST_NIMBUS` in the environment).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `--nimbus` (`TEMPEST_NIMBUS` in the environment): a URL or a seed list (commas, or a
+    /// TOML list in the file).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "tempest_protocol::seeds::deserialize"
+    )]
     pub nimbus: Option<String>,
     /// `--data-dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -329,6 +335,23 @@ mod tests {
             assert_eq!(c.heartbeat_secs, 3);
             assert_eq!(c.id.as_deref(), Some("node-a-1"));
             assert_eq!(c.secret.as_deref(), Some("s3cret"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nimbus_takes_a_seed_list_as_a_toml_list_or_commas() {
+        Jail::expect_with(|jail| {
+            let d = ConfigOverrides::default;
+            let text = "[supervisor]\nnimbus = [\"http://a:1\", \"http://b:2\"]\n";
+            let c = resolve(jail, text, d()).unwrap();
+            assert_eq!(c.nimbus, "http://a:1,http://b:2");
+            jail.set_env("TEMPEST_NIMBUS", "http://c:3,http://d:4");
+            let c = resolve(jail, text, d()).unwrap();
+            assert_eq!(c.nimbus, "http://c:3,http://d:4", "env beats the file");
+            jail.clear_env();
+            let e = resolve(jail, "[supervisor]\nnimbus = 5\n", d()).unwrap_err();
+            assert!(e.to_string().contains("list of URL strings"), "{e}");
             Ok(())
         });
     }

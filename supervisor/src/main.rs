@@ -12,7 +12,8 @@ struct Args {
     /// TOML config file (its `[supervisor]` section and top-level `secret`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Nimbus URL [default: $TEMPEST_NIMBUS, then the file, then http://127.0.0.1:6627].
+    /// Nimbus URL, or a seed list of several (http://a:6627,http://b:6627) [default:
+    /// $TEMPEST_NIMBUS, then the file, then http://127.0.0.1:6627].
     #[arg(long)]
     nimbus: Option<String>,
     /// Data directory [default: ./tempest-data/supervisor].

@@ -56,7 +56,12 @@ pub async fn run(
     let dir = DataDir::open(&config.data_dir)?;
     let _lock = dir.lock()?;
     let id = dir.supervisor_id(config.id.as_deref())?;
-    let client = NimbusClient::new(&config.nimbus, config.secret.clone())?;
+    let mut client = NimbusClient::new(&config.nimbus, config.secret.clone())?;
+    if client.seeds().len() > 1 {
+        // Through a failover a heartbeat (or a download) keeps trying for one interval; the
+        // next beat tries again.
+        client = client.with_failover(config.heartbeat_interval());
+    }
     tracing::info!(
         id = %id,
         host = %config.host,

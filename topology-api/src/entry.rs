@@ -31,7 +31,8 @@ enum Mode {
 #[cfg(feature = "submit")]
 #[derive(Debug, Clone, Args)]
 struct SubmitArgs {
-    /// Nimbus's URL.
+    /// Nimbus's URL, or a seed list of several Nimbus hosts (http://a:6627,http://b:6627): the
+    /// submission goes to the leader, through a failover.
     #[arg(long, env = tempest_protocol::auth::NIMBUS_ENV, default_value = tempest_protocol::auth::DEFAULT_NIMBUS)]
     nimbus: String,
     /// The name to run it under (default: the topology's own name).
@@ -58,7 +59,8 @@ struct WorkerArgs {
     /// This worker's slot port.
     #[arg(long)]
     port: u16,
-    /// Nimbus's URL.
+    /// Nimbus's URL, or a seed list of several Nimbus hosts (comma-separated), as the
+    /// supervisor has it.
     #[arg(long, env = tempest_protocol::auth::NIMBUS_ENV)]
     nimbus: String,
 }

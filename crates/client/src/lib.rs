@@ -4,10 +4,17 @@
 //! call carries the cluster secret; every failure is a [`ClientError`] that says what went wrong
 //! and where. [`submit`] is the one way a topology is submitted, from the CLI or from the
 //! binary itself.
+//!
+//! A client takes a seed list: one Nimbus URL, or several (`"http://a:6627,http://b:6627"`).
+//! With several it finds the leader and follows it through a failover ([`leader`]).
 
+pub mod leader;
 pub mod submit;
 
+pub use leader::{DEFAULT_FAILOVER, LEADER_HEADER};
 pub use submit::{submit_overrides, Submission, SubmitError, Submitted};
+
+use leader::{Safety, Seeds};
 
 use futures::TryStreamExt;
 use reqwest::{Method, StatusCode, Url};
@@ -15,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tempest_protocol::auth::*;
 use tempest_protocol::control::*;
@@ -38,6 +46,14 @@ pub enum ClientError {
         url: String,
         /// The transport error.
         reason: String,
+    },
+    /// No Nimbus of the seed list leads (an election is under way, or they are all down).
+    #[error("no Nimbus leader among {seeds}: {detail}")]
+    NoLeader {
+        /// The seed list.
+        seeds: String,
+        /// What each seed said.
+        detail: String,
     },
     /// Nimbus answered with an error status.
     #[error("Nimbus refused {what}: {message} (HTTP {status})")]
@@ -68,6 +84,24 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The error of an answer with `status` and body `text` (`{"error": ...}` if JSON).
+    pub(crate) fn api(what: &str, status: StatusCode, text: String) -> Self {
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| {
+                if text.is_empty() {
+                    status.canonical_reason().unwrap_or("error").to_string()
+                } else {
+                    text
+                }
+            });
+        ClientError::Api {
+            what: what.to_string(),
+            status: status.as_u16(),
+            message,
+        }
+    }
+
     /// The HTTP status Nimbus answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -88,10 +122,11 @@ pub struct WorkerLog {
     pub bytes: Vec<u8>,
 }
 
-/// A client for one Nimbus.
+/// A client for Nimbus: one, or the leader of several (a seed list). Clones share the leader
+/// they found.
 #[derive(Debug, Clone)]
 pub struct NimbusClient {
-    base: Url,
+    seeds: Arc<Seeds>,
     secret: Option<String>,
     http: reqwest::Client,
 }
@@ -116,43 +151,47 @@ pub async fn sha256_file(path: &Path) -> Result<String, ClientError> {
 }
 
 impl NimbusClient {
-    /// A client for the Nimbus at `base` (e.g. `http://127.0.0.1:6627`), sending `secret`.
-    pub fn new(base: &str, secret: Option<String>) -> Result<Self, ClientError> {
-        let bad = |reason: String| ClientError::BadUrl {
-            url: base.to_string(),
-            reason,
-        };
-        let with_scheme = if base.contains("://") {
-            base.to_string()
-        } else {
-            format!("http://{base}")
-        };
-        let base_url = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
-        if base_url.cannot_be_a_base() {
-            return Err(bad("not a base URL".into()));
-        }
+    /// A client for the Nimbus at `seeds` (e.g. `http://127.0.0.1:6627`, or several URLs
+    /// separated by commas: `http://a:6627,http://b:6627`), sending `secret`. With several, a
+    /// call keeps trying through a failover for [`DEFAULT_FAILOVER`]
+    /// ([`NimbusClient::with_failover`]); with one, it is tried once, as before seed lists.
+    pub fn new(seeds: &str, secret: Option<String>) -> Result<Self, ClientError> {
+        let seeds = Seeds::parse(seeds)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| ClientError::BadUrl {
+                url: seeds.list(),
+                reason: e.to_string(),
+            })?;
         Ok(NimbusClient {
-            base: base_url,
+            seeds: Arc::new(seeds),
             secret: secret.filter(|s| !s.is_empty()),
             http,
         })
     }
 
-    /// The base URL.
-    pub fn base(&self) -> &Url {
-        &self.base
+    /// The same client, whose calls keep trying through a failover for `deadline` (zero: each
+    /// call is tried once, a follower's hint aside).
+    pub fn with_failover(self, deadline: Duration) -> Self {
+        let mut seeds = Seeds::parse(&self.seeds.list()).expect("the seeds parsed before");
+        seeds.failover = deadline;
+        NimbusClient {
+            seeds: Arc::new(seeds),
+            ..self
+        }
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
-        let mut u = self.base.clone();
-        if let Ok(mut p) = u.path_segments_mut() {
-            p.pop_if_empty().extend(segments);
-        }
-        u
+    /// Where calls go now: the leader last found, else the first seed.
+    pub fn base(&self) -> Url {
+        self.seeds
+            .known_leader()
+            .unwrap_or_else(|| self.seeds.urls[0].clone())
+    }
+
+    /// The seed list, in order.
+    pub fn seeds(&self) -> &[Url] {
+        &self.seeds.urls
     }
 
     fn request(&self, method: Method, url: Url, timeout: Duration) -> reqwest::RequestBuilder {
@@ -163,35 +202,55 @@ impl NimbusClient {
         }
     }
 
-    async fn send(
+    /// Sends a request built by `build` (from the base URL) to the leader, following it through
+    /// a failover as `safety` allows; an error status is an error.
+    async fn exchange<F>(
         &self,
         what: &str,
-        rb: reqwest::RequestBuilder,
-        url: &Url,
-    ) -> Result<reqwest::Response, ClientError> {
-        let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
-            url: url.to_string(),
-            reason: error_chain(&e.without_url()),
-        })?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error)
-            .unwrap_or_else(|_| {
-                if text.is_empty() {
-                    status.canonical_reason().unwrap_or("error").to_string()
-                } else {
-                    text
+        safety: Safety,
+        build: F,
+    ) -> Result<reqwest::Response, ClientError>
+    where
+        F: Fn(&Url) -> Result<reqwest::RequestBuilder, ClientError>,
+    {
+        self.seeds
+            .call(what, &self.http, self.secret.as_deref(), safety, |base| {
+                let rb = build(&base);
+                async move {
+                    match rb {
+                        Ok(rb) => Ok(rb.send().await),
+                        Err(e) => Err(e),
+                    }
                 }
-            });
-        Err(ClientError::Api {
-            what: what.to_string(),
-            status: status.as_u16(),
-            message,
+            })
+            .await
+    }
+
+    /// A request of `method` to `segments` under the leader, with `query` pairs.
+    async fn simple(
+        &self,
+        what: &str,
+        safety: Safety,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, ClientError> {
+        self.exchange(what, safety, |base| {
+            let mut url = url_under(base, segments);
+            if !query.is_empty() {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in query {
+                    q.append_pair(k, v);
+                }
+            }
+            let rb = self.request(method.clone(), url, Duration::from_secs(30));
+            Ok(match body {
+                Some(b) => rb.json(b),
+                None => rb,
+            })
         })
+        .await
     }
 
     async fn call<B: Serialize, R: DeserializeOwned>(
@@ -201,44 +260,115 @@ impl NimbusClient {
         segments: &[&str],
         body: Option<&B>,
     ) -> Result<R, ClientError> {
-        let url = self.url(segments);
-        let mut rb = self.request(method, url.clone(), Duration::from_secs(30));
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let resp = self.send(what, rb, &url).await?;
+        let safety = if method == Method::GET {
+            Safety::Idempotent
+        } else {
+            Safety::NotAfterSend
+        };
+        self.call_with(what, safety, method, segments, &[], body)
+            .await
+    }
+
+    async fn call_with<B: Serialize, R: DeserializeOwned>(
+        &self,
+        what: &str,
+        safety: Safety,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| ClientError::Io {
+                path: PathBuf::from("<request body>"),
+                reason: e.to_string(),
+            })?;
+        let resp = self
+            .simple(what, safety, method, segments, query, body.as_ref())
+            .await?;
+        let url = resp.url().to_string();
         resp.json().await.map_err(|e| ClientError::Unreachable {
-            url: url.to_string(),
+            url,
             reason: format!("bad answer: {}", error_chain(&e)),
         })
     }
 
-    /// Uploads a topology binary; returns its sha256. Streams the file.
+    /// Uploads a topology binary to the leader; returns its sha256. Streams the file. The
+    /// upload is content-addressed, so it is sent again through a failover.
     pub async fn upload_artifact(&self, path: &Path) -> Result<String, ClientError> {
         let sha = sha256_file(path).await?;
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| ClientError::Io {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-        let url = self.url(&["api", "v1", "artifacts", &sha]);
-        let rb = self
-            .request(Method::PUT, url.clone(), Duration::from_secs(600))
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(body);
-        self.send("the upload", rb, &url).await?;
+        let io = |e: std::io::Error| ClientError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        self.exchange("the upload", Safety::Idempotent, |base| {
+            let file = std::fs::File::open(path).map_err(io)?;
+            let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+            Ok(self
+                .request(
+                    Method::PUT,
+                    url_under(base, &["api", "v1", "artifacts", &sha]),
+                    Duration::from_secs(600),
+                )
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(stream)))
+        })
+        .await?;
         Ok(sha)
     }
 
     /// Downloads artifact `sha` to `dest`, verifying its hash; the file appears only if it
-    /// matches.
+    /// matches. With several seeds any Nimbus that holds it will do: the leader first, then
+    /// each seed; the whole round is tried again through a failover.
     pub async fn download_artifact(&self, sha: &str, dest: &Path) -> Result<(), ClientError> {
-        let url = self.url(&["api", "v1", "artifacts", sha]);
-        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(600));
-        let resp = self.send("the download", rb, &url).await?;
+        let round = || async {
+            let mut last = None;
+            for base in self.seeds.holders(&self.http, self.secret.as_deref()).await {
+                match self.download_from(&base, sha, dest).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::debug!(nimbus = %base, error = %e, "artifact download failed");
+                        last = Some(e);
+                    }
+                }
+            }
+            Err(last.expect("at least one seed"))
+        };
+        let deadline = std::time::Instant::now() + self.seeds.failover;
+        backon::Retryable::retry(round, leader::backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e: &ClientError| {
+                // Every holder said it lacks the artifact, or it arrived corrupt: final.
+                !matches!(
+                    e,
+                    ClientError::Api { .. }
+                        | ClientError::HashMismatch { .. }
+                        | ClientError::Io { .. }
+                ) && std::time::Instant::now() < deadline
+            })
+            .await
+    }
+
+    /// Downloads artifact `sha` from the Nimbus at `base` to `dest`, verifying its hash.
+    async fn download_from(&self, base: &Url, sha: &str, dest: &Path) -> Result<(), ClientError> {
+        let url = url_under(base, &["api", "v1", "artifacts", sha]);
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: error_chain(&e.without_url()),
+        };
+        let resp = self
+            .request(Method::GET, url.clone(), Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ClientError::api("the download", status, text));
+        }
         let tmp = dest.with_extension("part");
         let io = |e: std::io::Error| ClientError::Io {
             path: tmp.clone(),
@@ -247,14 +377,7 @@ impl NimbusClient {
         let mut f = tokio::fs::File::create(&tmp).await.map_err(io)?;
         let mut h = Sha256::new();
         let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream
-            .try_next()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.to_string(),
-                reason: error_chain(&e),
-            })?
-        {
+        while let Some(chunk) = stream.try_next().await.map_err(unreachable)? {
             h.update(&chunk);
             f.write_all(&chunk).await.map_err(io)?;
         }
@@ -312,11 +435,16 @@ impl NimbusClient {
         window: stats::Window,
         sys: bool,
     ) -> Result<TopologyDetails, ClientError> {
-        let mut url = self.url(&["api", "v1", "topology", name]);
-        url.query_pairs_mut()
-            .append_pair("window", window.as_str())
-            .append_pair("sys", if sys { "1" } else { "0" });
-        self.get_json(&format!("describe {name:?}"), url).await
+        let query = [
+            ("window", window.as_str().to_string()),
+            ("sys", if sys { "1" } else { "0" }.to_string()),
+        ];
+        self.get_json(
+            &format!("describe {name:?}"),
+            &["api", "v1", "topology", name],
+            &query,
+        )
+        .await
     }
 
     /// A component of a topology: statistics per window, per task and per worker, errors.
@@ -326,17 +454,27 @@ impl NimbusClient {
         component: &str,
         window: stats::Window,
     ) -> Result<stats::ComponentPage, ClientError> {
-        let mut url = self.url(&["api", "v1", "topology", name, "component", component]);
-        url.query_pairs_mut().append_pair("window", window.as_str());
-        self.get_json(&format!("component {component:?} of {name:?}"), url)
-            .await
+        self.get_json(
+            &format!("component {component:?} of {name:?}"),
+            &["api", "v1", "topology", name, "component", component],
+            &[("window", window.as_str().to_string())],
+        )
+        .await
     }
 
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics_text(&self) -> Result<String, ClientError> {
-        let url = self.url(&["metrics"]);
-        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(30));
-        let resp = self.send("the metrics", rb, &url).await?;
+        let resp = self
+            .simple(
+                "the metrics",
+                Safety::Idempotent,
+                Method::GET,
+                &["metrics"],
+                &[],
+                None,
+            )
+            .await?;
+        let url = resp.url().clone();
         resp.text().await.map_err(|e| ClientError::Unreachable {
             url: url.to_string(),
             reason: error_chain(&e),
@@ -354,28 +492,32 @@ impl NimbusClient {
         length: Option<u64>,
     ) -> Result<WorkerLog, ClientError> {
         let port_text = port.to_string();
-        let mut url = self.url(&[
-            "api",
-            "v1",
-            "topology",
-            name,
-            "worker-log",
-            host,
-            &port_text,
-        ]);
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = start {
-                q.append_pair("start", &s.to_string());
-            }
-            if let Some(l) = length {
-                q.append_pair("length", &l.to_string());
-            }
+        let mut query = Vec::new();
+        if let Some(s) = start {
+            query.push(("start", s.to_string()));
         }
-        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(30));
+        if let Some(l) = length {
+            query.push(("length", l.to_string()));
+        }
         let resp = self
-            .send(&format!("the log of {host}:{port}"), rb, &url)
+            .simple(
+                &format!("the log of {host}:{port}"),
+                Safety::Idempotent,
+                Method::GET,
+                &[
+                    "api",
+                    "v1",
+                    "topology",
+                    name,
+                    "worker-log",
+                    host,
+                    &port_text,
+                ],
+                &query,
+                None,
+            )
             .await?;
+        let url = resp.url().clone();
         let header = |name: &str| {
             resp.headers()
                 .get(name)
@@ -395,13 +537,14 @@ impl NimbusClient {
         })
     }
 
-    async fn get_json<R: DeserializeOwned>(&self, what: &str, url: Url) -> Result<R, ClientError> {
-        let rb = self.request(Method::GET, url.clone(), Duration::from_secs(30));
-        let resp = self.send(what, rb, &url).await?;
-        resp.json().await.map_err(|e| ClientError::Unreachable {
-            url: url.to_string(),
-            reason: format!("bad answer: {}", error_chain(&e)),
-        })
+    async fn get_json<R: DeserializeOwned>(
+        &self,
+        what: &str,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<R, ClientError> {
+        self.call_with::<(), _>(what, Safety::Idempotent, Method::GET, segments, query, None)
+            .await
     }
 
     /// The current assignment of a topology.
@@ -475,10 +618,13 @@ impl NimbusClient {
         &self,
         hb: &SupervisorHeartbeat,
     ) -> Result<SupervisorAssignments, ClientError> {
-        self.call(
+        // A heartbeat reports state: sending it twice is harmless.
+        self.call_with(
             "the supervisor heartbeat",
+            Safety::Idempotent,
             Method::POST,
             &["api", "v1", "supervisor", "heartbeat"],
+            &[],
             Some(hb),
         )
         .await
@@ -489,18 +635,29 @@ impl NimbusClient {
         &self,
         hb: &WorkerHeartbeat,
     ) -> Result<WorkerDirective, ClientError> {
-        self.call(
+        self.call_with(
             "the worker heartbeat",
+            Safety::Idempotent,
             Method::POST,
             &["api", "v1", "worker", "heartbeat"],
+            &[],
             Some(hb),
         )
         .await
     }
 }
 
+/// `segments` under `base`.
+fn url_under(base: &Url, segments: &[&str]) -> Url {
+    let mut u = base.clone();
+    if let Ok(mut p) = u.path_segments_mut() {
+        p.pop_if_empty().extend(segments);
+    }
+    u
+}
+
 /// An error with its sources, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -527,7 +684,7 @@ mod tests {
     fn urls_are_built_under_the_base() {
         let c = NimbusClient::new("127.0.0.1:6627/", None).unwrap();
         assert_eq!(
-            c.url(&["api", "v1", "topology", "a b"]).as_str(),
+            url_under(&c.base(), &["api", "v1", "topology", "a b"]).as_str(),
             "http://127.0.0.1:6627/api/v1/topology/a%20b"
         );
         assert!(NimbusClient::new("http://", None).is_err());

@@ -4,12 +4,14 @@
 //! streams, groupings, the task layout and executors), its [`config`] (keys, types, defaults,
 //! checks), its [`validate`]ion, the control-plane messages between Nimbus, supervisors, workers
 //! and the CLI ([`control`]), what spouts are told to do ([`status`]), the cluster secret
-//! ([`auth`]) and the names that end up in paths ([`names`]). Each is defined once, here.
+//! ([`auth`]), the names that end up in paths ([`names`]) and Nimbus seed lists ([`seeds`]). Each
+//! is defined once, here.
 
 pub mod auth;
 pub mod config;
 pub mod control;
 pub mod names;
+pub mod seeds;
 pub mod spec;
 pub mod status;
 pub mod validate;

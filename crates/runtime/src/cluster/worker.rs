@@ -73,7 +73,7 @@ pub struct WorkerOptions {
     pub host: String,
     /// This worker's slot port.
     pub port: u16,
-    /// Nimbus's URL.
+    /// Nimbus's URL, or a seed list of several (comma-separated).
     pub nimbus: String,
 }
 
@@ -159,7 +159,12 @@ pub async fn run_worker(
     let topology = topology.with_spec(spec).map_err(RunError::from)?;
     let spec = topology.spec().clone();
     let secret = std::env::var(SECRET_ENV).unwrap_or_default();
-    let client = NimbusClient::new(&opts.nimbus, Some(secret.clone()))?;
+    let mut client = NimbusClient::new(&opts.nimbus, Some(secret.clone()))?;
+    if client.seeds().len() > 1 {
+        // Through a Nimbus failover a heartbeat keeps trying for one beat (not longer: the
+        // loop must still see SIGTERM); the next beat tries again.
+        client = client.with_failover(HEARTBEAT_EVERY);
+    }
     let address = slot.address();
     let listener = TcpListener::bind(&address)
         .await
