@@ -2,9 +2,8 @@
 //! It is what `submit` sends to Nimbus and what every worker rebuilds its executors from.
 
 use crate::config::{Config, TOPOLOGY_ACKER_EXECUTORS};
-use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// The component id of the acker system bolt.
@@ -244,28 +243,6 @@ impl TopologySpec {
     /// The component of this id.
     pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
         self.components.iter().find(|c| c.id == id)
-    }
-
-    /// The component graph: a node per component, an edge per subscription, weighted with the
-    /// input (stream and grouping).
-    pub fn graph(&self) -> DiGraph<String, InputSpec> {
-        let mut g = DiGraph::new();
-        let nodes: HashMap<&str, NodeIndex> = self
-            .components
-            .iter()
-            .map(|c| (c.id.as_str(), g.add_node(c.id.clone())))
-            .collect();
-        for c in &self.components {
-            for input in &c.inputs {
-                if let (Some(&from), Some(&to)) = (
-                    nodes.get(input.component.as_str()),
-                    nodes.get(c.id.as_str()),
-                ) {
-                    g.add_edge(from, to, input.clone());
-                }
-            }
-        }
-        g
     }
 
     /// The consumers of a component's stream, with their groupings.

@@ -2,8 +2,7 @@
 //! Used by the builder and (for submitted specs) by Nimbus.
 
 use crate::spec::{ComponentKind, GroupingSpec, TopologySpec};
-use petgraph::graph::NodeIndex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// One problem in a topology.
@@ -410,51 +409,66 @@ fn check_input(
     }
 }
 
-/// A cycle in the component graph, as a path of ids that starts and ends at the same component.
+/// A cycle in the component graph, as a path of ids that starts and ends at the same component:
+/// a depth-first search in declaration order; meeting a component that is still on the search's
+/// path closes a cycle.
 fn find_cycle(spec: &TopologySpec) -> Option<Vec<String>> {
-    let g = spec.graph();
-    for scc in petgraph::algo::tarjan_scc(&g) {
-        let start = scc[0];
-        let self_loop = g.contains_edge(start, start);
-        if scc.len() == 1 && !self_loop {
+    let index: HashMap<&str, usize> = spec
+        .components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    // Edges from a component to the components that subscribe to it, in declaration order.
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); spec.components.len()];
+    for (to, c) in spec.components.iter().enumerate() {
+        for input in &c.inputs {
+            if let Some(&from) = index.get(input.component.as_str()) {
+                consumers[from].push(to);
+            }
+        }
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut marks = vec![Mark::New; spec.components.len()];
+    for root in 0..spec.components.len() {
+        if marks[root] != Mark::New {
             continue;
         }
-        // Walk inside the strongly connected component from `start` back to it.
-        let members: HashSet<NodeIndex> = scc.iter().copied().collect();
-        let mut path = vec![start];
-        let mut visited = HashSet::from([start]);
-        if walk_back(&g, start, &members, &mut path, &mut visited) {
-            let mut names: Vec<String> = path.iter().map(|&n| g[n].clone()).collect();
-            names.push(g[start].clone());
-            return Some(names);
+        // The path, each component with the next of its consumers to visit.
+        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+        marks[root] = Mark::OnPath;
+        while let Some((at, next)) = path.last_mut() {
+            let at = *at;
+            let Some(&to) = consumers[at].get(*next) else {
+                marks[at] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            match marks[to] {
+                Mark::OnPath => {
+                    let from = path.iter().position(|&(c, _)| c == to).unwrap_or(0);
+                    let mut names: Vec<String> = path[from..]
+                        .iter()
+                        .map(|&(c, _)| spec.components[c].id.clone())
+                        .collect();
+                    names.push(spec.components[to].id.clone());
+                    return Some(names);
+                }
+                Mark::New => {
+                    marks[to] = Mark::OnPath;
+                    path.push((to, 0));
+                }
+                Mark::Done => {}
+            }
         }
     }
     None
-}
-
-fn walk_back<N, E>(
-    g: &petgraph::graph::DiGraph<N, E>,
-    start: NodeIndex,
-    members: &HashSet<NodeIndex>,
-    path: &mut Vec<NodeIndex>,
-    visited: &mut HashSet<NodeIndex>,
-) -> bool {
-    let at = *path.last().expect("path starts non-empty");
-    let mut next: Vec<NodeIndex> = g.neighbors(at).filter(|n| members.contains(n)).collect();
-    next.sort();
-    for n in next {
-        if n == start {
-            return true;
-        }
-        if visited.insert(n) {
-            path.push(n);
-            if walk_back(g, start, members, path, visited) {
-                return true;
-            }
-            path.pop();
-        }
-    }
-    false
 }
 
 /// Why a topology with stateful bolts cannot checkpoint, if it cannot: checkpoints are tracked

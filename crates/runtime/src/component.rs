@@ -282,7 +282,7 @@ pub struct TopologyContext {
     /// For bolts: where events for this task go.
     pub(crate) events: Option<EventSender>,
     /// Checkpointed topologies: where state lives and what to restore.
-    pub(crate) state: Option<Arc<crate::state::StateContext>>,
+    pub(crate) state: Option<Arc<crate::state::context::StateContext>>,
 }
 
 impl TopologyContext {

@@ -10,18 +10,18 @@
 //! waits for queue space it keeps draining its own queue, so the cycle spout -> bolts -> acker ->
 //! spout can never deadlock on full queues.
 
+use crate::catch_unwind::FutureExt;
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
 use crate::component::{Bolt, BoltEvent, ComponentResult, ExecuteNow, Spout, TopologyContext};
 use crate::metrics::PUBLISH_EVERY;
 use crate::settings::RuntimeSettings;
 use crate::state::barrier::{Aligner, Step};
+use crate::state::context::StateContext;
 use crate::state::store::StateStore;
-use crate::state::StateContext;
 use crate::transfer::TreeOutcome;
 use crate::transfer::{Envelope, Inbox, Outbox, Payload, Transfer, TransferError};
 use crate::tuple::{Anchors, Fields, StreamMeta, Tuple, SYSTEM_COMPONENT, TICK_STREAM};
 use crate::values;
-use futures_util::FutureExt;
 use rustc_hash::FxHashSet;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};

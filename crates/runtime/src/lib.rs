@@ -10,6 +10,7 @@
 //! mode's web UI and REST API).
 
 mod acker;
+mod catch_unwind;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod collector;

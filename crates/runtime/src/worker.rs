@@ -11,7 +11,7 @@ use crate::grouping::Router;
 use crate::metrics::MetricsBoard;
 use crate::settings::RuntimeSettings;
 use crate::state::barrier::Aligner;
-use crate::state::StateContext;
+use crate::state::context::StateContext;
 use crate::topology::{SpecMismatch, Topology};
 use crate::transfer::{Destinations, InboxSender, Outbox, Transfer};
 use crate::tuple::{Fields, StreamMeta};

@@ -10,7 +10,8 @@
 #![allow(clippy::result_large_err)]
 
 use super::store::{
-    decode_changes, encode_changes, restore_to, Changes, Restored, StateStore, StoreError,
+    decode_changes, encode_changes, parse_marks, restore_to, Changes, Restored, StateStore,
+    StoreError, MARKS_KEPT,
 };
 use backon::{BlockingRetryable, ExponentialBuilder};
 use redb::{Database, ReadableTable, TableDefinition};
@@ -187,9 +188,6 @@ fn marks_dir(dir: &Path) -> PathBuf {
     dir.join("completed")
 }
 
-/// How many completed checkpoints a spout task's mark remembers.
-pub(crate) const MARKS_KEPT: usize = 32;
-
 /// Records that spout task `task` saw checkpoint `id` complete; `reset` first forgets the
 /// ones it remembered (a restore starts a new history).
 pub(crate) fn mark_complete(dir: &Path, task: u32, id: u64, reset: bool) -> Result<(), StoreError> {
@@ -239,11 +237,6 @@ pub(crate) fn marks(dir: &Path, tasks: &[u32]) -> Result<Vec<Vec<u64>>, StoreErr
             }
         })
         .collect()
-}
-
-/// Parses a mark: checkpoint ids separated by spaces.
-pub(crate) fn parse_marks(s: &str) -> Option<Vec<u64>> {
-    s.split_whitespace().map(|id| id.parse().ok()).collect()
 }
 
 #[cfg(test)]

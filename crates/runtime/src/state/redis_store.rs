@@ -183,7 +183,7 @@ pub(crate) fn mark_complete(
         marks(url, topology, &[task])?.pop().unwrap_or_default()
     };
     ids.push(id);
-    let keep = ids.len().saturating_sub(super::redb_store::MARKS_KEPT);
+    let keep = ids.len().saturating_sub(super::store::MARKS_KEPT);
     ids.drain(..keep);
     let text: Vec<String> = ids.iter().map(u64::to_string).collect();
     let mut con = connect(url)?;
@@ -215,7 +215,7 @@ pub(crate) fn marks(url: &str, topology: &str, tasks: &[u32]) -> Result<Vec<Vec<
     raw.into_iter()
         .map(|m| match m {
             None => Ok(Vec::new()),
-            Some(s) => super::redb_store::parse_marks(&s).ok_or_else(|| StoreError::Unreadable {
+            Some(s) => super::store::parse_marks(&s).ok_or_else(|| StoreError::Unreadable {
                 place: format!("{url} ({})", marks_key(topology)),
                 message: format!("{s:?} is not a list of checkpoint ids"),
             }),
