@@ -44,7 +44,7 @@ pub use metrics::MetricsBoard;
 pub use state::{KeyValueState, StatefulBolt, StatefulBoltAdapter};
 pub use topology::{BoltFactory, SpecMismatch, SpoutFactory, Topology};
 pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
-pub use value::{Value, Values};
+pub use value::{JsonValueError, Value, Values};
 pub use window::{
     Window, WindowCollector, WindowSize, WindowedBolt, WindowedBoltAdapter, Windowing,
 };

@@ -346,6 +346,17 @@ impl Tuple {
             v => Err(self.wrong_type(key, "list", v)),
         }
     }
+    /// A map field (a JSON object): its entries, in order.
+    #[inline]
+    pub fn map<K: FieldKey>(
+        &self,
+        key: K,
+    ) -> Result<&[(compact_str::CompactString, Value)], TupleError> {
+        match self.value(key)? {
+            Value::Map(m) => Ok(m),
+            v => Err(self.wrong_type(key, "map", v)),
+        }
+    }
 }
 
 impl Clone for Tuple {
