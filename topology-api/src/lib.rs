@@ -25,10 +25,11 @@ pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};
 pub use tempest_runtime::{
     run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, BoltEvent,
     ComponentError, ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, EventSender,
-    ExecuteNow, ExecutorError, FieldKey, JsonValueError, Fields, KeyValueState, LocalOptions, LocalReport,
-    OutputCollector, OutputDeclarer, RunError, Spout, SpoutOutputCollector, StatefulBolt,
-    TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError, Value, Values, Window,
-    WindowCollector, WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM, TICK_STREAM,
+    ExecuteNow, ExecutorError, FieldKey, Fields, JsonValueError, KeyValueState, LocalOptions,
+    LocalReport, OutputCollector, OutputDeclarer, RunError, Spout, SpoutOutputCollector,
+    StatefulBolt, TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError, Value,
+    Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM,
+    TICK_STREAM,
 };
 
 /// Stateful bolts' stores and their errors.

@@ -69,6 +69,13 @@ pub const TOPOLOGY_STATE_EXACTLY_ONCE: &str = "topology.state.exactly.once";
 /// Most tuples a task buffers while it aligns a checkpoint's barriers (exactly-once).
 pub const TOPOLOGY_STATE_ALIGNMENT_MAX_TUPLES: &str = "topology.state.alignment.max.tuples";
 
+/// Shell components: the multilang serializer (only Storm's JSON one).
+pub const TOPOLOGY_MULTILANG_SERIALIZER: &str = "topology.multilang.serializer";
+/// Shell components: seconds a subprocess may stay silent before it is killed and restarted.
+pub const TOPOLOGY_SUBPROCESS_TIMEOUT_SECS: &str = "topology.subprocess.timeout.secs";
+/// Shell bolts: most tuples sent to the subprocess and not yet acked or failed.
+pub const TOPOLOGY_SHELL_BOLT_MAX_PENDING: &str = "topology.shell.bolt.max.pending";
+
 /// The type of a known key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -272,6 +279,24 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         KeyKind::Count,
         "100000",
         "most tuples a task buffers while aligning barriers; beyond it that checkpoint is abandoned",
+    ),
+    key(
+        TOPOLOGY_MULTILANG_SERIALIZER,
+        KeyKind::Text,
+        "org.apache.storm.multilang.JsonSerializer",
+        "shell components: the multilang serializer; only Storm's JSON one (also \"json\") is accepted",
+    ),
+    key(
+        TOPOLOGY_SUBPROCESS_TIMEOUT_SECS,
+        KeyKind::Count,
+        "supervisor.worker.timeout.secs, else 30",
+        "shell components: seconds a subprocess may send nothing (bolts: not even a heartbeat sync; spouts: no sync) before it is killed, reported and restarted",
+    ),
+    key(
+        TOPOLOGY_SHELL_BOLT_MAX_PENDING,
+        KeyKind::Count,
+        "100",
+        "shell bolts: most tuples sent to the subprocess and not yet acked or failed; execute waits (handling what the subprocess sends) at the bound",
     ),
 ];
 

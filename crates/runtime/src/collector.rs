@@ -415,6 +415,12 @@ impl OutputCollector {
         }
     }
 
+    /// The tasks the last emit went to (what Storm's `emit` returns; multilang components
+    /// ask for it with `need_task_ids`).
+    pub fn last_emit_tasks(&self) -> &[u32] {
+        &self.em.targets
+    }
+
     /// Fails `input`: its tuple tree fails at once and the spout may replay it.
     pub fn fail(&mut self, input: &Tuple) {
         self.em.stats.failed += 1;
@@ -654,6 +660,12 @@ impl SpoutOutputCollector {
     /// Reports an error: logged and kept with the task's recent errors.
     pub fn report_error(&mut self, error: impl std::fmt::Display) {
         self.em.report_error(error.to_string());
+    }
+
+    /// The tasks the last emit went to (what Storm's `emit` returns; multilang components
+    /// ask for it with `need_task_ids`).
+    pub fn last_emit_tasks(&self) -> &[u32] {
+        &self.em.targets
     }
 
     /// Number of tracked tuple trees of this task still in flight.
