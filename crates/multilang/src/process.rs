@@ -21,6 +21,8 @@ use topology_api::TopologyContext;
 const MAX_LINE: usize = 16 * 1024 * 1024;
 /// Messages read ahead of the component.
 const INCOMING_QUEUE: usize = 256;
+/// The shortest wait for a subprocess's pid answer.
+const HANDSHAKE_MIN: Duration = Duration::from_secs(30);
 /// How many of the last stderr lines a fault report quotes.
 const STDERR_TAIL: usize = 20;
 
@@ -94,8 +96,8 @@ pub enum LaunchError {
 }
 
 impl ShellProcess {
-    /// Starts `command` in `dir`, sends the handshake and waits (at most `timeout`) for its
-    /// `{"pid": N}`.
+    /// Starts `command` in `dir`, sends the handshake and waits for its `{"pid": N}` (at most
+    /// `timeout`, and no less than [`HANDSHAKE_MIN`]: interpreters start slowly on a busy host).
     pub(crate) async fn launch(
         command: &ShellCommand,
         dir: PathBuf,
@@ -157,6 +159,7 @@ impl ShellProcess {
         if let Err(e) = p.stdin.write_all(&hello).await {
             return Err(fail(&p, format!("writing the handshake failed: {e}")));
         }
+        let timeout = timeout.max(HANDSHAKE_MIN);
         let answer = match tokio::time::timeout(timeout, pid_rx).await {
             Err(_) => Err(format!("no {{\"pid\": N}} within {timeout:?}")),
             Ok(Err(_)) => Err("its stdout closed before it sent its pid".to_string()),

@@ -174,7 +174,9 @@ async fn a_python_split_bolt_counts_words_exactly() {
 
 async fn faulty(mode: &str, expect: &str) {
     let started = Instant::now();
-    let r = word_count(&format!("ml-{mode}"), 100, Some(mode), 2).await;
+    // A short timeout makes the hang test quick; the others keep a safe one on a busy host.
+    let timeout = if mode == "hang" { 3 } else { 10 };
+    let r = word_count(&format!("ml-{mode}"), 100, Some(mode), timeout).await;
     assert_eq!(r.acked, 100, "every id acked despite the {mode} fault");
     assert!(
         r.fails >= 1,
@@ -182,11 +184,19 @@ async fn faulty(mode: &str, expect: &str) {
     );
     let errors = errors_of(&r.report, "split");
     let hit: Vec<_> = errors.iter().filter(|e| e.contains(expect)).collect();
-    assert_eq!(
-        hit.len(),
-        1,
-        "one fault reported with {expect:?}: {errors:?}"
+    // The poison sentence faults each split task's first process once (a replay may go to the
+    // other task): one or two faults, each restarted.
+    assert!(
+        (1..=2).contains(&hit.len()),
+        "one fault per task at most, reported with {expect:?}: {errors:?}"
     );
+    if mode == "garbage" {
+        assert!(
+            hit[0].contains("\"this is not json\""),
+            "quotes the line: {}",
+            hit[0]
+        );
+    }
     assert!(
         hit[0].contains("split task"),
         "names the component: {}",
