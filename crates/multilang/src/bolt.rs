@@ -163,7 +163,7 @@ impl BoltState {
     /// Handles one message from the subprocess.
     fn handle(&mut self, inc: Incoming, c: &mut OutputCollector, pid: u32) -> Result<(), Fault> {
         let msg = match inc {
-            Incoming::Msg(m) => m,
+            Incoming::Msg(m) => *m,
             Incoming::Malformed { text, error } => {
                 return Err(format!(
                     "sent a malformed message ({error}): {}",

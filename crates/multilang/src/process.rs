@@ -30,7 +30,7 @@ const STDERR_TAIL: usize = 20;
 #[derive(Debug)]
 pub(crate) enum Incoming {
     /// A well-formed command.
-    Msg(ShellMsg),
+    Msg(Box<ShellMsg>),
     /// A message that is not one: the offending text and why.
     Malformed { text: String, error: String },
     /// Stdout ended or failed: the subprocess is gone (or closed it).
@@ -255,7 +255,7 @@ async fn read_stdout(
                     continue;
                 }
                 match ShellMsg::parse(&msg) {
-                    Ok(m) => Incoming::Msg(m),
+                    Ok(m) => Incoming::Msg(Box::new(m)),
                     Err(e) => Incoming::Malformed {
                         text: msg,
                         error: e.to_string(),

@@ -174,7 +174,7 @@ impl SpoutRun {
                     Ok(Some(inc)) => inc,
                 };
                 let msg = match inc {
-                    Incoming::Msg(m) => m,
+                    Incoming::Msg(m) => *m,
                     Incoming::Malformed { text, error } => {
                         return Err(format!("sent a malformed message ({error}): {}", shorten(&text)))
                     }
