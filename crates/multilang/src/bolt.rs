@@ -34,11 +34,12 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 /// A bolt run by a subprocess speaking Storm's multilang protocol.
 ///
-/// ```no_run
-/// use tempest_multilang::{resources, ShellBolt, ShellCommand};
+/// ```
+/// use tempest_multilang::{Files, ShellBolt, ShellCommand};
+/// // `resources!["split.py" => "python/split.py"]` embeds the files instead (what a cluster needs).
 /// let split = ShellBolt::new(
 ///     ShellCommand::new("python3", ["split.py"]),
-///     resources!["split.py" => "../../../examples/python/split.py"],
+///     Files::Dir("python".into()),
 /// )
 /// .output_fields(["word"]);
 /// ```
