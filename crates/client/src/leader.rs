@@ -257,8 +257,9 @@ impl Seeds {
                 // Whoever we thought led is not answering: ask the seeds next time.
                 self.set_leader(None);
                 let not_sent = e.is_connect();
+                // The URL called, in the error (the reason leaves it out).
+                let url = e.url().map_or_else(|| base.to_string(), |u| u.to_string());
                 let reason = error_chain(&e.without_url());
-                let url = base.to_string();
                 return Err(if not_sent || safety == Safety::Idempotent {
                     Failure::Later(ClientError::Unreachable { url, reason })
                 } else {
