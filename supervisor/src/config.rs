@@ -340,6 +340,16 @@ mod tests {
     }
 
     #[test]
+    fn the_deployed_sample_sets_every_key_to_its_default() {
+        Jail::expect_with(|jail| {
+            let text = include_str!("../../deploy/tempest.toml");
+            let c = resolve(jail, text, ConfigOverrides::default()).unwrap();
+            assert_eq!(c, SupervisorConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn nimbus_takes_a_seed_list_as_a_toml_list_or_commas() {
         Jail::expect_with(|jail| {
             let d = ConfigOverrides::default;

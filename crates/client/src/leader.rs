@@ -315,12 +315,12 @@ impl Seeds {
     }
 }
 
-/// The back-off between attempts: 50 ms doubling to 1 s, with jitter, no limit on the count
-/// (the deadline ends it).
+/// The back-off between attempts: 50 ms doubling to 500 ms, plus a random jitter of up to as
+/// much again (so at most 1 s), no limit on the count (the deadline ends it).
 pub(crate) fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(1))
+        .with_max_delay(Duration::from_millis(500))
         .with_jitter()
         .without_max_times()
 }

@@ -325,29 +325,26 @@ impl NimbusClient {
     /// each seed; the whole round is tried again through a failover.
     pub async fn download_artifact(&self, sha: &str, dest: &Path) -> Result<(), ClientError> {
         let round = || async {
-            let mut last = None;
+            let mut failures = Vec::new();
             for base in self.seeds.holders(&self.http, self.secret.as_deref()).await {
                 match self.download_from(&base, sha, dest).await {
                     Ok(()) => return Ok(()),
                     Err(e) => {
                         tracing::debug!(nimbus = %base, error = %e, "artifact download failed");
-                        last = Some(e);
+                        failures.push(e);
                     }
                 }
             }
-            Err(last.expect("at least one seed"))
+            Err(download_failure(failures))
         };
         let deadline = std::time::Instant::now() + self.seeds.failover;
         backon::Retryable::retry(round, leader::backoff())
             .sleep(tokio::time::sleep)
             .when(|e: &ClientError| {
-                // Every holder said it lacks the artifact, or it arrived corrupt: final.
-                !matches!(
-                    e,
-                    ClientError::Api { .. }
-                        | ClientError::HashMismatch { .. }
-                        | ClientError::Io { .. }
-                ) && std::time::Instant::now() < deadline
+                // Only when a holder could not be reached (it may be back, or another may have
+                // the artifact by then); every holder saying it lacks it, or a corrupt copy, or
+                // a local file problem is final.
+                matches!(e, ClientError::Unreachable { .. }) && std::time::Instant::now() < deadline
             })
             .await
     }
@@ -644,6 +641,40 @@ impl NimbusClient {
             Some(hb),
         )
         .await
+    }
+}
+
+/// The error of a download round in which every holder failed: with one holder its error;
+/// with several, [`ClientError::Unreachable`] if any could not be reached (worth another round),
+/// else the first error, each naming what every holder said.
+fn download_failure(mut failures: Vec<ClientError>) -> ClientError {
+    if failures.len() <= 1 {
+        return failures.pop().unwrap_or(ClientError::NoLeader {
+            seeds: String::new(),
+            detail: "no Nimbus to download from".into(),
+        });
+    }
+    let all: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    let all = all.join("; ");
+    match failures
+        .iter()
+        .position(|e| matches!(e, ClientError::Unreachable { .. }))
+    {
+        Some(i) => match failures.swap_remove(i) {
+            ClientError::Unreachable { url, .. } => ClientError::Unreachable {
+                url,
+                reason: format!("no Nimbus served the artifact: {all}"),
+            },
+            other => other,
+        },
+        None => match failures.swap_remove(0) {
+            ClientError::Api { what, status, .. } => ClientError::Api {
+                what,
+                status,
+                message: format!("no Nimbus has it: {all}"),
+            },
+            other => other,
+        },
     }
 }
 

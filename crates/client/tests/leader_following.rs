@@ -319,7 +319,24 @@ async fn an_artifact_comes_from_any_nimbus_that_has_it_leader_first() {
     assert_eq!(leader.count(&path), 1, "the leader was asked first");
     assert_eq!(holder.count(&path), 1);
 
-    // Nobody has it: a clear 404, not a wait for the deadline.
+    // A holder that cannot be reached and one that lacks it: tried again until the deadline
+    // (the first may come back), and the error says what each said.
+    let lacking = start(follower_of(Some(&leader.url))).await;
+    let client2 = NimbusClient::new(&format!("{},{}", dead_url(), lacking.url), None)
+        .unwrap()
+        .with_failover(Duration::from_millis(600));
+    let started = Instant::now();
+    let e = client2
+        .download_artifact(&sha, &dir.path().join("y"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("HTTP 404"), "{e}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(lacking.count(&path) >= 2, "asked again");
+
+    // Every holder answers and none has it: a clear 404, not a wait for the deadline.
+    let client = NimbusClient::new(&format!("{},{}", holder.url, leader.url), None).unwrap();
     let missing = "1".repeat(64);
     let started = Instant::now();
     let e = client
@@ -327,5 +344,6 @@ async fn an_artifact_comes_from_any_nimbus_that_has_it_leader_first() {
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(404), "{e}");
+    assert!(e.to_string().contains("no Nimbus has it"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
