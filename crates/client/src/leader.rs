@@ -197,9 +197,8 @@ impl Seeds {
     }
 
     /// Runs `attempt` against the leader, again through a failover where `safety` allows,
-    /// until the failover deadline.
-    /// `attempt` builds and sends the request to a base URL; its outer error is a local one
-    /// (a file that cannot be read), which ends the call.
+    /// until the failover deadline. `attempt` builds and sends the request to a base URL; its
+    /// outer error is a local one (a file that cannot be read), which ends the call.
     pub(crate) async fn call<F, Fut>(
         &self,
         what: &str,
