@@ -42,7 +42,11 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Rou
         .method_not_allowed_fallback(http::method_not_allowed);
     let routes = tempest_server::secret::require(routes, secret);
     let routes = routes.merge(tempest_monitor::ui_routes());
-    routes.layer(TraceLayer::new_for_http())
+    routes
+        .layer(axum::middleware::from_fn(
+            tempest_monitor::storm::conventions,
+        ))
+        .layer(TraceLayer::new_for_http())
 }
 
 async fn upload_artifact(

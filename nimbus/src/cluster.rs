@@ -87,6 +87,8 @@ pub(crate) struct Cluster {
     /// Exactly-once topologies whose workers asked to roll back, with the assignment
     /// version they ran (the next round gives them a new one).
     rollbacks: Mutex<HashMap<String, u64>>,
+    /// The address the API listens on, once bound (`/api/v1/nimbus/summary`).
+    pub(crate) address: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Cluster {
@@ -130,6 +132,7 @@ impl Cluster {
                 assigned_at: HashMap::new(),
             }),
             rollbacks: Mutex::new(HashMap::new()),
+            address: std::sync::OnceLock::new(),
             heartbeats: Mutex::new(Heartbeats::default()),
             metrics: Mutex::new(MetricsHistory::default()),
             clock,

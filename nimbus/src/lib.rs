@@ -82,6 +82,7 @@ pub async fn serve_with_clock(
         );
     }
     let cluster = Arc::new(cluster::Cluster::open(&config, clock).await?);
+    let _ = cluster.address.set(addr);
     let cancel = CancellationToken::new();
     let scheduler = tokio::spawn(cluster.clone().run_scheduler(cancel.clone()));
     let app = api::router(cluster, secret).into_make_service_with_connect_info::<SocketAddr>();

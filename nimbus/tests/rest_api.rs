@@ -353,21 +353,23 @@ async fn unknown_names_are_404_and_bad_parameters_400_with_a_message() {
         assert_eq!(status, 404, "{action}");
     }
 
+    // Storm answers any window and any sys value: a window that is not a number of seconds
+    // is the empty one, a sys other than "true" is false.
     for path in [
-        "/api/v1/topology/wc?window=60",
         "/api/v1/topology/wc/component/count?window=all-time",
+        "/api/v1/topology/wc?sys=yes",
     ] {
         let (status, body) = get_json(&n, path).await;
-        assert_eq!(status, 400, "{path}");
-        let e = body["error"].as_str().unwrap();
-        assert!(
-            e.contains("is not one of 600, 10800, 86400, :all-time"),
-            "{e}"
-        );
+        assert_eq!(status, 200, "{path}: {body}");
     }
-    let (status, body) = get_json(&n, "/api/v1/topology/wc?sys=yes").await;
+    let (_, body) = get_json(&n, "/api/v1/topology/wc?sys=1").await;
+    assert_eq!(body["bolts"].as_array().unwrap().len(), 1, "sys=1 is false");
+    let (status, body) = get_json(&n, "/api/v1/supervisor?id=nope").await;
+    assert_eq!(status, 404);
+    assert!(body["errorMessage"].as_str().unwrap().contains("\"nope\""));
+    let (status, body) = get_json(&n, "/api/v1/supervisor").await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("sys \"yes\""));
+    assert!(body["errorMessage"].as_str().unwrap().contains("?id="));
     let (status, body) = get_json(&n, "/api/v1/topology/wc/worker-log/host-sup-a/x").await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("\"x\""));
@@ -451,8 +453,27 @@ async fn every_endpoint_needs_the_secret_in_either_header() {
             assert_eq!(r.status().as_u16(), 401, "{path} with {auth:?}");
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["error"], "missing or wrong cluster secret");
+            assert_eq!(v["errorMessage"], "missing or wrong cluster secret");
         }
     }
+    // A CORS preflight carries no credentials: it is answered, with no data.
+    let r = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/topology/wc", n.url),
+        )
+        .header("origin", "http://elsewhere.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Authorization"));
+    assert!(r.text().await.unwrap().is_empty());
     // With the secret as a bearer token, the GETs answer (the proxy has no log server: 404).
     for p in gets {
         let r = http
@@ -566,4 +587,494 @@ async fn after_a_nimbus_restart_earlier_counts_are_in_all_time_only() {
         .await
         .unwrap();
     assert_eq!(d.view.spouts[0].emitted, 2 * 1_600);
+}
+
+/// The JSON type names a field check uses.
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "int",
+        Value::Number(_) => "double",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Asserts that `v` has every field of `fields` with its type, as Storm 2.8.8's UIHelpers
+/// writes it ("number": an int or a double, since Jackson writes 0.0 as a double and a
+/// count as an int; "int|null" for Storm's nullable ints).
+fn storm_fields(what: &str, v: &Value, fields: &[(&str, &str)]) {
+    for (name, ty) in fields {
+        let got = type_of(&v[*name]);
+        let ok = ty
+            .split('|')
+            .any(|t| t == got || (t == "number" && (got == "int" || got == "double")));
+        assert!(
+            ok && v.get(*name).is_some(),
+            "{what}.{name}: {ty} expected, got {got} in {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_has_storms_fields_and_types() {
+    let (n, a, _) = four_hours_of_wc().await;
+    let (status, c) = get_json(&n, "/api/v1/cluster/summary").await;
+    assert_eq!(status, 200);
+    storm_fields(
+        "cluster",
+        &c,
+        &[
+            ("stormVersion", "string"),
+            ("supervisors", "int"),
+            ("topologies", "int"),
+            ("slotsTotal", "int"),
+            ("slotsUsed", "int"),
+            ("slotsFree", "int"),
+            ("executorsTotal", "int"),
+            ("tasksTotal", "int"),
+            ("schedulerDisplayResource", "bool"),
+            ("totalMem", "number"),
+            ("totalCpu", "number"),
+            ("availMem", "number"),
+            ("availCpu", "number"),
+            ("fragmentedMem", "number"),
+            ("fragmentedCpu", "number"),
+            ("memAssignedPercentUtil", "string"),
+            ("cpuAssignedPercentUtil", "string"),
+        ],
+    );
+    let version = c["stormVersion"].as_str().unwrap();
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "{version} is X.Y.Z");
+    assert!(parts[0] >= 2, "{version}: a 2.x API");
+
+    let (_, conf) = get_json(&n, "/api/v1/cluster/configuration").await;
+    storm_fields(
+        "configuration",
+        &conf,
+        &[
+            ("topology.message.timeout.secs", "int"),
+            ("nimbus.seeds", "array"),
+            ("ui.pagination", "int"),
+            ("topology.eventlogger.executors", "int"),
+        ],
+    );
+
+    let (_, nb) = get_json(&n, "/api/v1/nimbus/summary").await;
+    let list = nb["nimbuses"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    storm_fields(
+        "nimbus",
+        &list[0],
+        &[
+            ("host", "string"),
+            ("port", "int"),
+            ("status", "string"),
+            ("version", "string"),
+            ("nimbusUpTime", "string"),
+            ("nimbusUpTimeSeconds", "int"),
+            ("nimbusLogLink", "string"),
+        ],
+    );
+    assert_eq!(list[0]["status"], "Leader");
+    assert_eq!(
+        list[0]["port"],
+        n.url.rsplit(':').next().unwrap().parse::<u16>().unwrap()
+    );
+
+    let supervisor_fields = [
+        ("id", "string"),
+        ("host", "string"),
+        ("uptime", "string"),
+        ("uptimeSeconds", "int"),
+        ("slotsTotal", "int"),
+        ("slotsUsed", "int"),
+        ("slotsFree", "int"),
+        ("totalMem", "number"),
+        ("totalCpu", "number"),
+        ("usedMem", "number"),
+        ("usedCpu", "number"),
+        ("availMem", "number"),
+        ("availCpu", "number"),
+        ("version", "string"),
+    ];
+    let (_, s) = get_json(&n, "/api/v1/supervisor/summary").await;
+    storm_fields(
+        "supervisor/summary",
+        &s,
+        &[("schedulerDisplayResource", "bool")],
+    );
+    storm_fields("supervisor", &s["supervisors"][0], &supervisor_fields);
+    assert_eq!(s["supervisors"][0]["slotsFree"], 0);
+
+    let worker_fields = [
+        ("topologyId", "string"),
+        ("topologyName", "string"),
+        ("host", "string"),
+        ("port", "int"),
+        ("supervisorId", "string"),
+        ("uptime", "string"),
+        ("uptimeSeconds", "int"),
+        ("executorsTotal", "int"),
+        ("componentNumTasks", "object"),
+        ("workerLogLink", "string"),
+        ("assignedMemOnHeap", "number"),
+        ("assignedMemOffHeap", "number"),
+        ("assignedCpu", "number"),
+        ("owner", "string"),
+    ];
+    for query in ["id=sup-a", "host=host-sup-a"] {
+        let (status, one) = get_json(&n, &format!("/api/v1/supervisor?{query}")).await;
+        assert_eq!(status, 200, "{query}: {one}");
+        storm_fields("supervisor?", &one["supervisors"][0], &supervisor_fields);
+        let workers = one["workers"].as_array().unwrap();
+        assert_eq!(workers.len(), 1, "{one}");
+        storm_fields("supervisor?.workers", &workers[0], &worker_fields);
+    }
+
+    let (_, t) = get_json(&n, "/api/v1/topology/summary").await;
+    storm_fields(
+        "topology/summary",
+        &t["topologies"][0],
+        &[
+            ("id", "string"),
+            ("encodedId", "string"),
+            ("name", "string"),
+            ("status", "string"),
+            ("uptime", "string"),
+            ("uptimeSeconds", "int"),
+            ("tasksTotal", "int"),
+            ("workersTotal", "int"),
+            ("executorsTotal", "int"),
+            ("replicationCount", "int"),
+            ("schedulerInfo", "string"),
+            ("owner", "string"),
+            ("requestedMemOnHeap", "number"),
+            ("requestedMemOffHeap", "number"),
+            ("requestedTotalMem", "number"),
+            ("requestedCpu", "number"),
+            ("assignedMemOnHeap", "number"),
+            ("assignedMemOffHeap", "number"),
+            ("assignedTotalMem", "number"),
+            ("assignedCpu", "number"),
+            ("stormVersion", "string"),
+        ],
+    );
+
+    // The topology page and its 2.x twin `/metrics`, in a window of 60 s (not one of Storm's
+    // four: answered from the history).
+    for path in [
+        "/api/v1/topology/wc?window=60",
+        "/api/v1/topology/wc/metrics?window=60",
+    ] {
+        let (status, d) = get_json(&n, path).await;
+        assert_eq!(status, 200, "{path}");
+        storm_fields(
+            path,
+            &d,
+            &[
+                ("id", "string"),
+                ("encodedId", "string"),
+                ("name", "string"),
+                ("status", "string"),
+                ("uptime", "string"),
+                ("uptimeSeconds", "int"),
+                ("tasksTotal", "int"),
+                ("workersTotal", "int"),
+                ("executorsTotal", "int"),
+                ("msgTimeout", "int"),
+                ("windowHint", "string"),
+                ("window", "string"),
+                ("debug", "bool"),
+                ("samplingPct", "number"),
+                ("configuration", "object"),
+                ("topologyStats", "array"),
+                ("spouts", "array"),
+                ("bolts", "array"),
+                ("workers", "array"),
+                ("visualizationTable", "array"),
+                ("schedulerDisplayResource", "bool"),
+                ("owner", "string"),
+            ],
+        );
+        assert_eq!(d["window"], "60");
+        assert_eq!(d["windowHint"], "1m 0s");
+        assert_eq!(
+            d["spouts"][0]["emitted"],
+            2 * 10 * 60,
+            "two spout tasks at 10/s"
+        );
+        assert_eq!(d["configuration"]["topology.message.timeout.secs"], 30);
+        assert_eq!(d["configuration"]["storm.id"], "wc");
+        storm_fields(
+            "topologyStats",
+            &d["topologyStats"][0],
+            &[
+                ("window", "string"),
+                ("windowPretty", "string"),
+                ("emitted", "int"),
+                ("transferred", "int"),
+                ("completeLatency", "string"),
+                ("acked", "int"),
+                ("failed", "int"),
+            ],
+        );
+        storm_fields(
+            "spouts",
+            &d["spouts"][0],
+            &[
+                ("spoutId", "string"),
+                ("encodedSpoutId", "string"),
+                ("executors", "int"),
+                ("tasks", "int"),
+                ("emitted", "int"),
+                ("transferred", "int"),
+                ("completeLatency", "string"),
+                ("acked", "int"),
+                ("failed", "int"),
+                ("lastError", "string"),
+                ("errorHost", "string"),
+                ("errorPort", "int|null"),
+                ("errorWorkerLogLink", "string"),
+            ],
+        );
+        storm_fields(
+            "bolts",
+            &d["bolts"][0],
+            &[
+                ("boltId", "string"),
+                ("encodedBoltId", "string"),
+                ("executors", "int"),
+                ("tasks", "int"),
+                ("emitted", "int"),
+                ("transferred", "int"),
+                ("capacity", "string"),
+                ("executeLatency", "string"),
+                ("executed", "int"),
+                ("processLatency", "string"),
+                ("acked", "int"),
+                ("failed", "int"),
+                ("lastError", "string"),
+                ("errorPort", "int|null"),
+                ("errorLapsedSecs", "int|null"),
+            ],
+        );
+        storm_fields("workers", &d["workers"][0], &worker_fields);
+        // The worker restarted at RESTART; its next report (every 60 s then) starts its uptime.
+        let restarted_at = RESTART.div_ceil(60) * 60;
+        assert_eq!(d["workers"][0]["uptimeSeconds"], END - restarted_at);
+    }
+
+    let (_, p) = get_json(&n, "/api/v1/topology/wc/component/words?window=600").await;
+    storm_fields(
+        "component",
+        &p,
+        &[
+            ("id", "string"),
+            ("encodedId", "string"),
+            ("name", "string"),
+            ("topologyId", "string"),
+            ("encodedTopologyId", "string"),
+            ("componentType", "string"),
+            ("executors", "int"),
+            ("tasks", "int"),
+            ("window", "string"),
+            ("windowHint", "string"),
+            ("debug", "bool"),
+            ("samplingPct", "number"),
+            ("eventLogLink", "string"),
+            ("profilingAndDebuggingCapable", "bool"),
+            ("profileActionEnabled", "bool"),
+            ("profilerActive", "array"),
+            ("spoutSummary", "array"),
+            ("executorStats", "array"),
+            ("componentErrors", "array"),
+        ],
+    );
+    storm_fields(
+        "spoutSummary",
+        &p["spoutSummary"][0],
+        &[
+            ("window", "string"),
+            ("windowPretty", "string"),
+            ("emitted", "int"),
+            ("transferred", "int"),
+            ("completeLatency", "number"),
+            ("acked", "int"),
+            ("failed", "int"),
+        ],
+    );
+    storm_fields(
+        "executorStats",
+        &p["executorStats"][0],
+        &[
+            ("id", "string"),
+            ("encodedId", "string"),
+            ("uptime", "string"),
+            ("uptimeSeconds", "int"),
+            ("host", "string"),
+            ("port", "int"),
+            ("emitted", "int"),
+            ("transferred", "int"),
+            ("completeLatency", "string"),
+            ("acked", "int"),
+            ("failed", "int"),
+            ("workerLogLink", "string"),
+        ],
+    );
+    let (_, p) = get_json(&n, "/api/v1/topology/wc/component/count").await;
+    storm_fields(
+        "componentErrors",
+        &p["componentErrors"][0],
+        &[
+            ("errorTime", "int"),
+            ("errorHost", "string"),
+            ("errorPort", "int"),
+            ("error", "string"),
+            ("errorLapsedSecs", "int"),
+            ("errorWorkerLogLink", "string"),
+        ],
+    );
+    storm_fields(
+        "boltStats",
+        &p["boltStats"][0],
+        &[
+            ("window", "string"),
+            ("windowPretty", "string"),
+            ("emitted", "int"),
+            ("transferred", "int"),
+            ("executed", "int"),
+            ("executeLatency", "string"),
+            ("processLatency", "string"),
+            ("capacity", "string"),
+            ("acked", "int"),
+            ("failed", "int"),
+        ],
+    );
+
+    let (_, w) = get_json(&n, "/api/v1/topology-workers/wc").await;
+    storm_fields(
+        "topology-workers",
+        &w,
+        &[("hostPortList", "array"), ("logviewerScheme", "string")],
+    );
+    assert_eq!(w["hostPortList"][0]["host"], a.workers[0].host.as_str());
+    assert_eq!(w["hostPortList"][0]["port"], a.workers[0].port);
+
+    let (_, v) = get_json(&n, "/api/v1/topology/wc/visualization").await;
+    let count = &v["count"];
+    storm_fields(
+        "visualization",
+        count,
+        &[
+            (":type", "string"),
+            (":capacity", "number"),
+            (":latency", "number"),
+            (":transferred", "int"),
+            (":stats", "array"),
+            (":link", "string"),
+            (":inputs", "array"),
+        ],
+    );
+    storm_fields(
+        ":inputs",
+        &count[":inputs"][0],
+        &[
+            (":component", "string"),
+            (":stream", "string"),
+            (":sani-stream", "string"),
+            (":grouping", "string"),
+        ],
+    );
+    assert_eq!(count[":inputs"][0][":component"], "words");
+    assert_eq!(count[":link"], "/component.html?id=count&topology_id=wc");
+    let (_, vi) = get_json(&n, "/api/v1/topology/wc/visualization-init").await;
+    storm_fields(
+        "visualization-init",
+        &vi["visualizationTable"][0][0],
+        &[
+            ("stream", "string"),
+            ("sani-stream", "string"),
+            ("checked", "bool"),
+        ],
+    );
+    let (_, h) = get_json(&n, "/api/v1/history/summary").await;
+    assert_eq!(h["topo-history"], serde_json::json!(["wc"]));
+
+    // Debug sampling and JVM profiling: Storm's error shape, saying why.
+    for path in [
+        "/api/v1/topology/wc/debug/enable/10",
+        "/api/v1/topology/wc/component/count/debug/disable/10",
+        "/api/v1/topology/wc/profiling/restartworker/host-sup-a:6700",
+        "/api/v1/topology/wc/profiling/start/host-sup-a:6700/10",
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", n.url))
+            .header("x-tempest-secret", SECRET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("not supported"),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn jsonp_cors_and_cache_headers_are_storms() {
+    let n = TestNimbus::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!(
+            "{}/api/v1/cluster/summary?callback=jQuery.cb_1",
+            n.url
+        ))
+        .header("x-tempest-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/javascript");
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(r.headers()["cache-control"], "no-cache, no-store");
+    let text = r.text().await.unwrap();
+    let json = text
+        .strip_prefix("jQuery.cb_1(")
+        .and_then(|t| t.strip_suffix(");"))
+        .unwrap_or_else(|| panic!("not JSONP: {text}"));
+    let v: Value = serde_json::from_str(json).unwrap();
+    assert!(v["stormVersion"].is_string());
+    // Errors are wrapped too; a bad callback name is refused.
+    let r = http
+        .get(format!("{}/api/v1/topology/nope?callback=cb", n.url))
+        .header("x-tempest-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().await.unwrap().starts_with("cb({\"error\""));
+    let r = http
+        .get(format!(
+            "{}/api/v1/cluster/summary?callback=alert(1)",
+            n.url
+        ))
+        .header("x-tempest-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["errorMessage"].as_str().unwrap().contains("alert(1)"),
+        "{e}"
+    );
 }

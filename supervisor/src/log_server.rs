@@ -98,7 +98,7 @@ pub fn router(logs_dir: PathBuf, secret: Option<SecretDigest>) -> Router {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(ErrorBody { error: message })).into_response()
+    (status, Json(ErrorBody::new(message))).into_response()
 }
 
 /// The regular file named `name` directly in `dir`, if there is one. Names with a path

@@ -63,14 +63,7 @@ async fn heartbeat(
     Json(hb): Json<SupervisorHeartbeat>,
 ) -> Result<Json<SupervisorAssignments>, (StatusCode, Json<ErrorBody>)> {
     stub.heartbeat_calls.fetch_add(1, Ordering::SeqCst);
-    let error = |status, error: &str| {
-        Err((
-            status,
-            Json(ErrorBody {
-                error: error.into(),
-            }),
-        ))
-    };
+    let error = |status, error: &str| Err((status, Json(ErrorBody::new(error))));
     if stub.down.load(Ordering::SeqCst) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "down for the test");
     }

@@ -110,8 +110,62 @@ async fn local_mode_serves_the_api_and_obeys_its_actions() {
     let (status, e) = get(&http, &format!("{api}/topology/{NAME}/component/nope")).await;
     assert_eq!(status, 404, "{e}");
     assert!(e["error"].as_str().unwrap_or("").contains("split"), "{e}");
-    let (status, e) = get(&http, &format!("{api}/topology/{NAME}?window=7")).await;
+    // Storm's conventions, as on a cluster: any window, the endpoints and fields its UI and
+    // tools read, JSONP and CORS.
+    let (status, t7) = get(&http, &format!("{api}/topology/{NAME}?window=7")).await;
+    assert_eq!((status, &t7["window"]), (200, &Value::from("7")), "{t7}");
+    assert_eq!(t7["encodedId"], NAME, "{t7}");
+    assert!(t7["spouts"][0]["encodedSpoutId"].is_string(), "{t7}");
+    assert!(t7["workers"][0]["uptimeSeconds"].is_u64(), "{t7}");
+    assert!(
+        t7["configuration"]["topology.message.timeout.secs"].is_u64(),
+        "{t7}"
+    );
+    let (_, c) = get(&http, &format!("{api}/cluster/summary")).await;
+    assert_eq!(
+        c["stormVersion"].as_str().map(|v| v.split('.').count()),
+        Some(3),
+        "{c}"
+    );
+    let (_, nb) = get(&http, &format!("{api}/nimbus/summary")).await;
+    assert_eq!(nb["nimbuses"][0]["status"], "Leader", "{nb}");
+    assert!(nb["nimbuses"][0]["nimbusUpTimeSeconds"].is_u64(), "{nb}");
+    let (_, conf) = get(&http, &format!("{api}/cluster/configuration")).await;
+    assert!(conf["nimbus.seeds"].is_array(), "{conf}");
+    let (status, s) = get(&http, &format!("{api}/supervisor?host=localhost")).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["supervisors"][0]["slotsFree"], 0, "{s}");
+    assert_eq!(s["workers"].as_array().map(Vec::len), Some(1), "{s}");
+    let (_, w) = get(&http, &format!("{api}/topology-workers/{NAME}")).await;
+    assert_eq!(w["hostPortList"][0]["host"], "localhost", "{w}");
+    let (_, v) = get(&http, &format!("{api}/topology/{NAME}/visualization")).await;
+    assert_eq!(v["split"][":type"], "bolt", "{v}");
+    let (_, p) = get(&http, &format!("{api}/topology/{NAME}/component/split")).await;
+    assert!(p["executorStats"][0]["encodedId"].is_string(), "{p}");
+    assert!(p["executorStats"][0]["uptimeSeconds"].is_u64(), "{p}");
+    assert_eq!(p["encodedTopologyId"], NAME, "{p}");
+    let (status, e) = post(&http, &format!("{api}/topology/{NAME}/debug/enable/10")).await;
     assert_eq!(status, 400, "{e}");
+    assert!(
+        e["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not supported"),
+        "{e}"
+    );
+    let r = http
+        .get(format!("{api}/cluster/summary?callback=cb"))
+        .send()
+        .await
+        .expect("JSONP");
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.text().await.expect("text").starts_with("cb({"));
+    let r = http
+        .request(reqwest::Method::OPTIONS, format!("{api}/topology/{NAME}"))
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status().as_u16(), 200);
     let (status, e) = post(&http, &format!("{api}/topology/{NAME}/rebalance/0")).await;
     assert_eq!(status, 400, "{e}");
     assert!(

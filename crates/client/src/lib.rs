@@ -433,8 +433,8 @@ impl NimbusClient {
         sys: bool,
     ) -> Result<TopologyDetails, ClientError> {
         let query = [
-            ("window", window.as_str().to_string()),
-            ("sys", if sys { "1" } else { "0" }.to_string()),
+            ("window", window.as_str().into_owned()),
+            ("sys", if sys { "true" } else { "false" }.to_string()),
         ];
         self.get_json(
             &format!("describe {name:?}"),

@@ -197,6 +197,9 @@ pub struct TaskHistory {
     pub(crate) port: u16,
     /// When it last reported (Unix ms, Nimbus's clock).
     pub(crate) last_at_ms: u64,
+    /// When the current segment (this worker incarnation) first reported: the uptime Storm
+    /// shows on workers and executors counts from here (at most one heartbeat late).
+    pub(crate) since_ms: u64,
     /// Its latest report as sent (cumulative since its worker started).
     pub(crate) latest: TaskMetrics,
     /// Totals of the segments before the current one (worker restarts, moves).
@@ -218,6 +221,11 @@ impl TaskHistory {
     /// Its running totals now (monotonic).
     pub(crate) fn total(&self) -> Totals {
         self.finished.plus(&self.current)
+    }
+
+    /// Seconds since its current worker incarnation first reported.
+    pub(crate) fn uptime_secs(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.since_ms) / 1000
     }
 
     /// What happened in the `secs` before `now_ms` (`None`: all time).
@@ -268,6 +276,7 @@ impl TaskHistory {
         let totals = Totals::of_report(&m);
         if self.host != host || self.port != port || totals.went_down_from(&self.current) {
             self.finished = self.finished.plus(&self.current);
+            self.since_ms = now_ms;
             self.host = host.to_string();
             self.port = port;
         }
@@ -344,6 +353,7 @@ impl MetricsHistory {
                 host: hb.host.clone(),
                 port: hb.port,
                 last_at_ms: now_ms,
+                since_ms: now_ms,
                 latest: TaskMetrics::default(),
                 finished: Totals::default(),
                 current: Totals::default(),

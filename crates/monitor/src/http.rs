@@ -4,7 +4,7 @@
 //! Every error answer is a JSON [`ErrorBody`], including those for bad paths, queries, bodies
 //! and methods.
 
-use super::Monitor;
+use super::{storm, Monitor};
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, request::Parts, Method, StatusCode, Uri};
@@ -14,9 +14,10 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tempest_protocol::control::stats::{ComponentPage, Window};
+use tempest_protocol::control::stats::{pretty_duration, ComponentPage, Window};
 use tempest_protocol::control::{
     ActionResponse, ClusterSummary, ErrorBody, RebalanceRequest, SpoutLag, SupervisorList,
     TopologyDetails, TopologyLag, TopologyList,
@@ -77,13 +78,7 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = self.status.as_u16(), "{}", self.message);
         }
-        (
-            self.status,
-            Json(ErrorBody {
-                error: self.message,
-            }),
-        )
-            .into_response()
+        (self.status, Json(ErrorBody::new(self.message))).into_response()
     }
 }
 
@@ -166,9 +161,45 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiErro
 pub fn routes<M: Monitor>(monitor: Arc<M>) -> Router {
     Router::new()
         .route("/api/v1/cluster/summary", get(cluster_summary::<M>))
+        .route(
+            "/api/v1/cluster/configuration",
+            get(cluster_configuration::<M>),
+        )
+        .route("/api/v1/nimbus/summary", get(nimbus_summary::<M>))
+        .route("/api/v1/history/summary", get(history_summary::<M>))
         .route("/api/v1/supervisor/summary", get(supervisors::<M>))
+        .route("/api/v1/supervisor", get(supervisor::<M>))
         .route("/api/v1/topology/summary", get(topologies::<M>))
         .route("/api/v1/topology/{name}", get(topology::<M>))
+        .route("/api/v1/topology/{name}/metrics", get(topology::<M>))
+        .route(
+            "/api/v1/topology-workers/{name}",
+            get(topology_workers::<M>),
+        )
+        .route(
+            "/api/v1/topology/{name}/visualization",
+            get(visualization::<M>),
+        )
+        .route(
+            "/api/v1/topology/{name}/visualization-init",
+            get(visualization_init::<M>),
+        )
+        .route(
+            "/api/v1/topology/{name}/debug/{action}/{pct}",
+            post(debug::<M>),
+        )
+        .route(
+            "/api/v1/topology/{name}/component/{component}/debug/{action}/{pct}",
+            post(component_debug::<M>),
+        )
+        .route(
+            "/api/v1/topology/{name}/profiling/{action}/{worker}",
+            get(profiling::<M>).post(profiling::<M>),
+        )
+        .route(
+            "/api/v1/topology/{name}/profiling/start/{worker}/{minutes}",
+            get(profiling_start::<M>).post(profiling_start::<M>),
+        )
         .route(
             "/api/v1/topology/{name}/component/{component}",
             get(component::<M>),
@@ -205,23 +236,26 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 type Shared<M> = State<Arc<M>>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The `window` parameter (default all time); 400 naming a bad value.
+/// The `window` parameter (default all time), as Storm takes it: any value answers
+/// ([`Window::storm`]).
 fn window(query: &HashMap<String, String>) -> Result<Window, ApiError> {
-    query
+    Ok(query
         .get("window")
-        .map_or(Ok(Window::AllTime), |w| Window::parse(w))
-        .map_err(ApiError::bad_request)
+        .map_or(Window::AllTime, |w| Window::storm(w)))
 }
 
-/// The `sys` parameter (default false); 400 naming a bad value.
+/// The `sys` parameter (default false), as Storm's Jersey parses a boolean: only `true`, in
+/// any case, is true (so `sys=1` is false, as in Storm).
 fn sys(query: &HashMap<String, String>) -> Result<bool, ApiError> {
-    match query.get("sys").map(String::as_str) {
-        None | Some("0" | "false") => Ok(false),
-        Some("1" | "true") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "sys {other:?} is not one of 0, 1, false, true"
-        ))),
-    }
+    Ok(query
+        .get("sys")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true")))
+}
+
+/// Serializes a typed answer so Storm's extra fields can be added.
+fn to_json<T: Serialize>(answer: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(answer)
+        .map_err(|e| ApiError::internal(format!("could not encode the answer: {e}")))
 }
 
 /// A wait time from a path.
@@ -233,26 +267,244 @@ fn wait_secs(text: &str) -> Result<u64, ApiError> {
     })
 }
 
-async fn cluster_summary<M: Monitor>(State(m): Shared<M>) -> Json<ClusterSummary> {
-    Json(m.cluster_summary().await)
+async fn cluster_summary<M: Monitor>(State(m): Shared<M>) -> ApiResult<Value> {
+    let summary: ClusterSummary = m.cluster_summary().await;
+    let mut v = to_json(&summary)?;
+    storm::cluster_summary(&mut v);
+    Ok(Json(v))
 }
 
-async fn supervisors<M: Monitor>(State(m): Shared<M>) -> Json<SupervisorList> {
-    Json(m.supervisors().await)
+/// `GET /api/v1/cluster/configuration`.
+async fn cluster_configuration<M: Monitor>(State(m): Shared<M>) -> Json<Value> {
+    Json(Value::Object(m.cluster_configuration().await))
 }
 
-async fn topologies<M: Monitor>(State(m): Shared<M>) -> Json<TopologyList> {
-    Json(m.topologies().await)
+/// `GET /api/v1/nimbus/summary`: Storm's `{nimbuses: [...]}`.
+async fn nimbus_summary<M: Monitor>(State(m): Shared<M>) -> Json<Value> {
+    let nimbuses: Vec<Value> = m
+        .nimbuses()
+        .await
+        .into_iter()
+        .map(|n| {
+            let (secs, pretty) = match n.uptime_secs {
+                Some(s) => (json!(s), json!(pretty_duration(s))),
+                None => (json!("Not applicable"), json!("Not applicable")),
+            };
+            json!({
+                "host": n.host,
+                "port": n.port,
+                "status": n.role.as_storm(),
+                "version": storm::STORM_API_VERSION,
+                "nimbusUpTime": pretty,
+                "nimbusUpTimeSeconds": secs,
+                "nimbusLogLink": "",
+            })
+        })
+        .collect();
+    Json(json!({ "nimbuses": nimbuses }))
 }
 
-/// `GET /api/v1/topology/{name}?window=&sys=`.
+/// `GET /api/v1/history/summary`: Storm's `{"topo-history": [ids]}`. Tempest keeps no
+/// history of dead topologies, so these are the live ones.
+async fn history_summary<M: Monitor>(State(m): Shared<M>) -> Json<Value> {
+    let ids: Vec<String> = m
+        .topologies()
+        .await
+        .topologies
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    Json(json!({ "topo-history": ids }))
+}
+
+async fn supervisors<M: Monitor>(State(m): Shared<M>) -> ApiResult<Value> {
+    let list: SupervisorList = m.supervisors().await;
+    let mut v = to_json(&list)?;
+    storm::supervisors(&mut v);
+    Ok(Json(v))
+}
+
+/// `GET /api/v1/supervisor?id=|host=`: the supervisors with that id or on that host, and the
+/// workers they run (the `workers[]` rows of their topologies).
+async fn supervisor<M: Monitor>(
+    State(m): Shared<M>,
+    QueryParams(query): QueryParams,
+) -> ApiResult<Value> {
+    let (id, host) = (query.get("id"), query.get("host"));
+    if id.is_none() && host.is_none() {
+        return Err(ApiError::bad_request(
+            "GET /api/v1/supervisor needs ?id=SUPERVISOR or ?host=HOST",
+        ));
+    }
+    let sys = sys(&query)?;
+    let mut list: SupervisorList = m.supervisors().await;
+    list.supervisors
+        .retain(|s| id.is_some_and(|i| *i == s.id) || host.is_some_and(|h| *h == s.host));
+    if list.supervisors.is_empty() {
+        return Err(ApiError::not_found(match id {
+            Some(i) => format!("no supervisor with id {i:?}"),
+            None => format!(
+                "no supervisor on host {:?}",
+                host.cloned().unwrap_or_default()
+            ),
+        }));
+    }
+    let ids: Vec<String> = list.supervisors.iter().map(|s| s.id.clone()).collect();
+    let mut workers = Vec::new();
+    for t in m.topologies().await.topologies {
+        let Ok(details) = m.topology(&t.id, Window::AllTime, sys).await else {
+            continue;
+        };
+        let mut v = to_json(&details)?;
+        storm::topology(&mut v);
+        for w in v["workers"].as_array().into_iter().flatten() {
+            if w["supervisorId"]
+                .as_str()
+                .is_some_and(|s| ids.iter().any(|i| i == s))
+            {
+                workers.push(w.clone());
+            }
+        }
+    }
+    let mut v = to_json(&list)?;
+    storm::supervisors(&mut v);
+    v["workers"] = Value::Array(workers);
+    Ok(Json(v))
+}
+
+async fn topologies<M: Monitor>(State(m): Shared<M>) -> ApiResult<Value> {
+    let list: TopologyList = m.topologies().await;
+    let mut v = to_json(&list)?;
+    storm::topologies(&mut v);
+    Ok(Json(v))
+}
+
+/// A topology answer with Storm's fields.
+async fn topology_json<M: Monitor>(
+    m: &M,
+    name: &str,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
+    let (window, sys) = (window(query)?, sys(query)?);
+    let details: TopologyDetails = m.topology(name, window, sys).await?;
+    let mut v = to_json(&details)?;
+    storm::topology(&mut v);
+    Ok(v)
+}
+
+/// `GET /api/v1/topology/{name}?window=&sys=`, and `.../metrics` (Storm 2.x answers the same).
 async fn topology<M: Monitor>(
     State(m): Shared<M>,
     Params(name): Params<String>,
     QueryParams(query): QueryParams,
-) -> ApiResult<TopologyDetails> {
-    let (window, sys) = (window(&query)?, sys(&query)?);
-    m.topology(&name, window, sys).await.map(Json)
+) -> ApiResult<Value> {
+    topology_json(&*m, &name, &query).await.map(Json)
+}
+
+/// `GET /api/v1/topology-workers/{name}`: where its workers run.
+async fn topology_workers<M: Monitor>(
+    State(m): Shared<M>,
+    Params(name): Params<String>,
+) -> ApiResult<Value> {
+    let details = m.topology(&name, Window::AllTime, false).await?;
+    let hosts: Vec<Value> = details
+        .view
+        .workers
+        .iter()
+        .map(|w| json!({"host": w.host, "port": w.port}))
+        .collect();
+    let supervisors = m.supervisors().await.supervisors;
+    let logviewer_port = supervisors
+        .iter()
+        .filter_map(|s| s.http.as_deref())
+        .filter_map(|u| {
+            u.rsplit(':')
+                .next()?
+                .trim_end_matches('/')
+                .parse::<u16>()
+                .ok()
+        })
+        .next();
+    Ok(Json(json!({
+        "hostPortList": hosts,
+        "logviewerPort": logviewer_port,
+        "logviewerScheme": "http",
+    })))
+}
+
+/// `GET /api/v1/topology/{name}/visualization?window=&sys=`.
+async fn visualization<M: Monitor>(
+    State(m): Shared<M>,
+    Params(name): Params<String>,
+    QueryParams(query): QueryParams,
+) -> ApiResult<Value> {
+    let v = topology_json(&*m, &name, &query).await?;
+    Ok(Json(storm::visualization(&v)))
+}
+
+/// `GET /api/v1/topology/{name}/visualization-init`.
+async fn visualization_init<M: Monitor>(
+    State(m): Shared<M>,
+    Params(name): Params<String>,
+    QueryParams(query): QueryParams,
+) -> ApiResult<Value> {
+    let v = topology_json(&*m, &name, &query).await?;
+    Ok(Json(storm::visualization_init(&v)))
+}
+
+/// The answer to Storm's event-logger debug sampling: Tempest has no event loggers, so a
+/// 400 saying so (after checking the topology exists).
+async fn debug_unsupported<M: Monitor>(m: &M, name: &str, what: &str) -> ApiError {
+    if let Err(e) = m.topology(name, Window::AllTime, false).await {
+        return e;
+    }
+    ApiError::bad_request(format!(
+        "debug sampling ({what}) is not supported: Tempest has no event loggers \
+         (topology.eventlogger.executors is 0); topology.debug logs every emitted tuple"
+    ))
+}
+
+/// `POST /api/v1/topology/{name}/debug/{enable|disable}/{pct}`.
+async fn debug<M: Monitor>(
+    State(m): Shared<M>,
+    Params((name, action, _pct)): Params<(String, String, String)>,
+) -> ApiError {
+    debug_unsupported(&*m, &name, &format!("debug/{action}")).await
+}
+
+/// `POST /api/v1/topology/{name}/component/{c}/debug/{enable|disable}/{pct}`.
+async fn component_debug<M: Monitor>(
+    State(m): Shared<M>,
+    Params((name, component, action, _pct)): Params<(String, String, String, String)>,
+) -> ApiError {
+    debug_unsupported(&*m, &name, &format!("{component}: debug/{action}")).await
+}
+
+/// `/api/v1/topology/{name}/profiling/{action}/{host:port}`: JVM profiling does not apply to
+/// Rust workers.
+async fn profiling<M: Monitor>(
+    State(m): Shared<M>,
+    Params((name, action, worker)): Params<(String, String, String)>,
+) -> ApiError {
+    if let Err(e) = m.topology(&name, Window::AllTime, false).await {
+        return e;
+    }
+    ApiError::bad_request(format!(
+        "profiling/{action} of {worker} is not supported: Tempest workers are not JVMs"
+    ))
+}
+
+/// `/api/v1/topology/{name}/profiling/start/{host:port}/{minutes}`.
+async fn profiling_start<M: Monitor>(
+    State(m): Shared<M>,
+    Params((name, worker, _minutes)): Params<(String, String, String)>,
+) -> ApiError {
+    if let Err(e) = m.topology(&name, Window::AllTime, false).await {
+        return e;
+    }
+    ApiError::bad_request(format!(
+        "profiling/start of {worker} is not supported: Tempest workers are not JVMs"
+    ))
 }
 
 /// `GET /api/v1/topology/{name}/lag`: each Kafka spout's committed offset and log end per
@@ -270,10 +522,12 @@ async fn component<M: Monitor>(
     State(m): Shared<M>,
     Params((name, component)): Params<(String, String)>,
     QueryParams(query): QueryParams,
-) -> ApiResult<ComponentPage> {
+) -> ApiResult<Value> {
     let window = window(&query)?;
-    sys(&query)?;
-    m.component(&name, &component, window).await.map(Json)
+    let page: ComponentPage = m.component(&name, &component, window).await?;
+    let mut v = to_json(&page)?;
+    storm::component(&mut v);
+    Ok(Json(v))
 }
 
 /// `GET /api/v1/topology/{name}/worker-log/{host}/{port}?start=&length=`.
@@ -426,12 +680,14 @@ mod tests {
     }
 
     #[test]
-    fn bad_windows_and_sys_are_refused() {
+    fn windows_and_sys_are_parsed_as_storm_does() {
         let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
         assert_eq!(window(&HashMap::new()).unwrap(), Window::AllTime);
         assert_eq!(window(&q("window", "600")).unwrap(), Window::TenMinutes);
-        assert!(window(&q("window", "601")).is_err());
-        assert!(sys(&q("sys", "1")).unwrap());
-        assert!(sys(&q("sys", "yes")).is_err());
+        assert_eq!(window(&q("window", "601")).unwrap(), Window::Secs(601));
+        assert_eq!(window(&q("window", "foo")).unwrap(), Window::Secs(0));
+        assert!(sys(&q("sys", "TRUE")).unwrap());
+        assert!(!sys(&q("sys", "1")).unwrap());
+        assert!(!sys(&q("sys", "yes")).unwrap());
     }
 }

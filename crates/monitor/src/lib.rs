@@ -11,6 +11,7 @@ mod graph_rates;
 mod history;
 pub mod http;
 mod prometheus;
+pub mod storm;
 mod view;
 
 pub use assets::routes as ui_routes;
@@ -25,12 +26,53 @@ use tempest_protocol::control::{
     ActionResponse, ClusterSummary, RebalanceRequest, SupervisorList, TopologyDetails, TopologyList,
 };
 
+/// Whether a Nimbus leads the cluster, as `/api/v1/nimbus/summary` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NimbusRole {
+    /// It leads ("Leader").
+    Leader,
+    /// It is up and follows ("Not a Leader").
+    Follower,
+    /// It does not answer ("Offline").
+    Offline,
+}
+
+impl NimbusRole {
+    /// Storm's `status` text.
+    pub fn as_storm(self) -> &'static str {
+        match self {
+            NimbusRole::Leader => "Leader",
+            NimbusRole::Follower => "Not a Leader",
+            NimbusRole::Offline => "Offline",
+        }
+    }
+}
+
+/// One Nimbus host of the cluster, for `/api/v1/nimbus/summary`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NimbusStatus {
+    /// Its host.
+    pub host: String,
+    /// Its API port.
+    pub port: u16,
+    /// Whether it leads.
+    pub role: NimbusRole,
+    /// Seconds since it started; `None` when it is offline (Storm: "Not applicable").
+    pub uptime_secs: Option<u64>,
+}
+
 /// What the monitoring API ([`http::routes`]) asks of the server behind it. Names are topology
 /// names (their ids); an unknown one is a 404 naming it.
 #[async_trait::async_trait]
 pub trait Monitor: Send + Sync + 'static {
     /// `GET /api/v1/cluster/summary`.
     async fn cluster_summary(&self) -> ClusterSummary;
+    /// `GET /api/v1/nimbus/summary`: every Nimbus host of the cluster, leader or not, and
+    /// whether each is up. A single Nimbus (and local mode) is one `Leader`.
+    async fn nimbuses(&self) -> Vec<NimbusStatus>;
+    /// `GET /api/v1/cluster/configuration`: the daemon's effective configuration under
+    /// Storm's dotted keys.
+    async fn cluster_configuration(&self) -> serde_json::Map<String, serde_json::Value>;
     /// `GET /api/v1/supervisor/summary`.
     async fn supervisors(&self) -> SupervisorList;
     /// `GET /api/v1/topology/summary`.

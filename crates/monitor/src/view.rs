@@ -6,8 +6,9 @@ use super::history::{TaskHistory, Totals};
 use super::http::ApiError;
 use std::collections::{BTreeMap, HashMap};
 use tempest_protocol::control::stats::{
-    decimal3, BoltRow, BoltWindowStats, ComponentErrorRow, ComponentPage, LastError, RowCounters,
-    SpoutRow, TaskStatsRow, TopologyView, Window, WindowStats, WorkerRow, WorkerStatsRow,
+    decimal3, pretty_duration, BoltRow, BoltWindowStats, ComponentErrorRow, ComponentPage,
+    LastError, RowCounters, SpoutRow, TaskStatsRow, TopologyView, Window, WindowStats, WorkerRow,
+    WorkerStatsRow,
 };
 use tempest_protocol::control::{
     Assignment, TopologyDetails, TopologyState, TopologySummary, WorkerSlot,
@@ -206,7 +207,7 @@ impl<'a> Snapshot<'a> {
             }
         }
         WindowStats {
-            window: window.as_str().to_string(),
+            window: window.as_str().into_owned(),
             window_pretty: window.pretty(),
             emitted: all.emitted,
             transferred: all.transferred,
@@ -219,7 +220,7 @@ impl<'a> Snapshot<'a> {
     fn spout_stats(&self, component: &str, window: Window) -> WindowStats {
         let t = self.aggregate(component, window).totals;
         WindowStats {
-            window: window.as_str().to_string(),
+            window: window.as_str().into_owned(),
             window_pretty: window.pretty(),
             emitted: t.emitted,
             transferred: t.transferred,
@@ -233,7 +234,7 @@ impl<'a> Snapshot<'a> {
         let agg = self.aggregate(component, window);
         let t = agg.totals;
         BoltWindowStats {
-            window: window.as_str().to_string(),
+            window: window.as_str().into_owned(),
             window_pretty: window.pretty(),
             emitted: t.emitted,
             transferred: t.transferred,
@@ -263,6 +264,13 @@ impl<'a> Snapshot<'a> {
                     }
                 }
                 let link = log_link(self.name, &w.host, w.port);
+                let uptime = self
+                    .tasks
+                    .values()
+                    .filter(|t| t.host == w.host && t.port == w.port)
+                    .map(|t| t.uptime_secs(self.now_ms))
+                    .max()
+                    .unwrap_or(0);
                 WorkerRow {
                     topology_id: self.name.to_string(),
                     topology_name: self.name.to_string(),
@@ -274,6 +282,8 @@ impl<'a> Snapshot<'a> {
                     components,
                     component_num_tasks: num_tasks,
                     last_heartbeat_secs: self.worker_seen.get(&(w.host.clone(), w.port)).copied(),
+                    uptime_seconds: uptime,
+                    uptime: pretty_duration(uptime),
                     log_link: link.clone(),
                     worker_log_link: link,
                 }
@@ -321,7 +331,7 @@ impl<'a> Snapshot<'a> {
             }
         }
         TopologyView {
-            window: window.as_str().to_string(),
+            window: window.as_str().into_owned(),
             window_hint: window.pretty(),
             msg_timeout: self.spec.config.u64_or(MESSAGE_TIMEOUT, 30).unwrap_or(30),
             last_checkpoint: self.last_checkpoint(),
@@ -425,6 +435,8 @@ impl<'a> Snapshot<'a> {
                 supervisor_id: supervisor_id.clone(),
                 last_heartbeat_secs: history
                     .map(|h| self.now_ms.saturating_sub(h.last_at_ms) / 1000),
+                uptime_seconds: history.map_or(0, |h| h.uptime_secs(self.now_ms)),
+                uptime: pretty_duration(history.map_or(0, |h| h.uptime_secs(self.now_ms))),
                 counters: row_counters(&agg),
                 log_link: link.clone(),
                 worker_log_link: link.clone(),
@@ -507,7 +519,7 @@ impl<'a> Snapshot<'a> {
             component_type: kind.as_str().to_string(),
             executors: self.executors(component),
             tasks: self.task_count(component),
-            window: window.as_str().to_string(),
+            window: window.as_str().into_owned(),
             window_hint: window.pretty(),
             spout_summary,
             bolt_stats,

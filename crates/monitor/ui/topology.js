@@ -324,7 +324,7 @@ async function refresh() {
   let lagAnswer;
   try {
     [details, lagAnswer] = await Promise.all([
-      api(`/api/v1/topology/${seg(id)}?window=${seg(win)}&sys=${sys ? 1 : 0}`),
+      api(`/api/v1/topology/${seg(id)}?window=${seg(win)}&sys=${sys ? 'true' : 'false'}`),
       api(`/api/v1/topology/${seg(id)}/lag`).catch((e) => (e instanceof ApiError && e.status !== 401 ? e : Promise.reject(e))),
     ]);
   } catch (e) {

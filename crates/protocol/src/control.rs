@@ -66,6 +66,24 @@ pub struct ActionResponse {
 pub struct ErrorBody {
     /// What was wrong, naming the culprit.
     pub error: String,
+    /// The same, under the name Storm's UI daemon uses (its UI shows `errorMessage`).
+    #[serde(
+        default,
+        rename = "errorMessage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error_message: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error body saying `message` under both names.
+    pub fn new(message: impl Into<String>) -> Self {
+        let error = message.into();
+        ErrorBody {
+            error_message: Some(error.clone()),
+            error,
+        }
+    }
 }
 
 /// Body of `POST /api/v1/topology/{name}/rebalance/{wait}`.

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempest_monitor::http::ApiError;
-use tempest_monitor::{prometheus_text, MetricsHistory, Monitor, Snapshot, TopologyMetrics};
+use tempest_monitor::{
+    prometheus_text, MetricsHistory, Monitor, NimbusRole, NimbusStatus, Snapshot, TopologyMetrics,
+};
 use tempest_protocol::control::stats::{pretty_duration, ComponentPage, Window};
 use tempest_protocol::control::{
     ActionResponse, Assignment, ClusterSummary, RebalanceRequest, SupervisorList,
@@ -251,7 +253,10 @@ impl LocalUi {
         let app = tempest_monitor::http::routes(monitor.clone())
             .merge(tempest_monitor::ui_routes())
             .fallback(tempest_monitor::http::no_such_endpoint)
-            .method_not_allowed_fallback(tempest_monitor::http::method_not_allowed);
+            .method_not_allowed_fallback(tempest_monitor::http::method_not_allowed)
+            .layer(axum::middleware::from_fn(
+                tempest_monitor::storm::conventions,
+            ));
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         let server = tokio::spawn(async move {
@@ -300,6 +305,33 @@ impl LocalUi {
 
 #[async_trait::async_trait]
 impl Monitor for LocalMonitor {
+    /// This process, the one "Nimbus" of a local run.
+    async fn nimbuses(&self) -> Vec<NimbusStatus> {
+        vec![NimbusStatus {
+            host: LOCAL_HOST.into(),
+            port: self.assignment.workers[0].port,
+            role: NimbusRole::Leader,
+            uptime_secs: Some(self.uptime_secs()),
+        }]
+    }
+
+    /// The topology defaults and the UI's port under Storm's names.
+    async fn cluster_configuration(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut conf = tempest_monitor::storm::defaults();
+        conf.insert("nimbus.seeds".into(), serde_json::json!([LOCAL_HOST]));
+        conf.insert(
+            "ui.port".into(),
+            serde_json::json!(self.assignment.workers[0].port),
+        );
+        conf.insert("ui.pagination".into(), serde_json::json!(20));
+        conf.insert("storm.cluster.mode".into(), serde_json::json!("local"));
+        conf.insert(
+            "topology.eventlogger.executors".into(),
+            serde_json::json!(0),
+        );
+        conf
+    }
+
     async fn cluster_summary(&self) -> ClusterSummary {
         ClusterSummary {
             supervisors: 1,

@@ -55,8 +55,6 @@ async fn require_secret(
         "refused a request without the cluster secret"
     );
     linger::discard(req.into_body()).await;
-    let body = ErrorBody {
-        error: "missing or wrong cluster secret".into(),
-    };
+    let body = ErrorBody::new("missing or wrong cluster secret");
     (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }

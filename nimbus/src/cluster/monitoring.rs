@@ -6,7 +6,8 @@ use axum::response::Response;
 use std::collections::{BTreeMap, HashMap};
 use tempest_monitor::http::ApiError;
 use tempest_monitor::{
-    prometheus_text, MetricsHistory, Monitor, Snapshot, TaskHistory, TopologyMetrics,
+    prometheus_text, MetricsHistory, Monitor, NimbusRole, NimbusStatus, Snapshot, TaskHistory,
+    TopologyMetrics,
 };
 use tempest_protocol::control::stats::{pretty_duration, ComponentPage, Window};
 use tempest_protocol::control::{
@@ -42,6 +43,47 @@ impl Cluster {
 
 #[async_trait::async_trait]
 impl Monitor for Cluster {
+    /// `GET /api/v1/nimbus/summary`: this Nimbus, the leader of its cluster.
+    async fn nimbuses(&self) -> Vec<NimbusStatus> {
+        let addr = self
+            .address
+            .get()
+            .copied()
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        vec![NimbusStatus {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            role: NimbusRole::Leader,
+            uptime_secs: Some(self.timeouts.started.elapsed().as_secs()),
+        }]
+    }
+
+    /// `GET /api/v1/cluster/configuration`: the topology defaults and Nimbus's own settings
+    /// under Storm's names.
+    async fn cluster_configuration(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut conf = tempest_monitor::storm::defaults();
+        let nimbuses = self.nimbuses().await;
+        let seeds: Vec<String> = nimbuses.iter().map(|n| n.host.clone()).collect();
+        let port = nimbuses.first().map_or(0, |n| n.port);
+        for (k, v) in [
+            ("nimbus.seeds", serde_json::json!(seeds)),
+            ("ui.port", serde_json::json!(port)),
+            ("ui.pagination", serde_json::json!(20)),
+            (
+                "nimbus.supervisor.timeout.secs",
+                serde_json::json!(self.timeouts.supervisor.as_secs()),
+            ),
+            (
+                "nimbus.task.timeout.secs",
+                serde_json::json!(self.timeouts.worker.as_secs()),
+            ),
+            ("topology.eventlogger.executors", serde_json::json!(0)),
+        ] {
+            conf.insert(k.to_string(), v);
+        }
+        conf
+    }
+
     /// `GET /api/v1/cluster/summary`.
     async fn cluster_summary(&self) -> ClusterSummary {
         let list = self.supervisors().await;

@@ -20,6 +20,8 @@ pub enum Window {
     /// Everything known (`:all-time`), the default.
     #[default]
     AllTime,
+    /// Any other number of seconds (`?window=60`); the history answers up to a day truly.
+    Secs(u64),
 }
 
 impl Window {
@@ -31,14 +33,29 @@ impl Window {
         Window::AllTime,
     ];
 
-    /// Parses the query parameter value (`600`, `10800`, `86400` or `:all-time`).
+    /// Parses the query parameter value: `:all-time` or a whole number of seconds (600,
+    /// 10800 and 86400 are Storm's named windows).
     pub fn parse(text: &str) -> Result<Window, String> {
-        Window::ALL
-            .into_iter()
-            .find(|w| w.as_str() == text)
-            .ok_or_else(|| {
-                format!("window {text:?} is not one of 600, 10800, 86400, :all-time (seconds)")
-            })
+        if text == ":all-time" {
+            return Ok(Window::AllTime);
+        }
+        let secs: u64 = text.trim().parse().map_err(|_| {
+            format!("window {text:?} is neither :all-time nor a whole number of seconds")
+        })?;
+        Ok(match secs {
+            600 => Window::TenMinutes,
+            10_800 => Window::ThreeHours,
+            86_400 => Window::OneDay,
+            n => Window::Secs(n),
+        })
+    }
+
+    /// The window as Storm's UI daemon takes it: any value answers. Storm looks the value up
+    /// among its four windows and answers zeros for any other; a number of seconds here is
+    /// answered from the history, and a value that is not one (`?window=foo`) is the empty
+    /// window of 0 seconds (zeros, as in Storm).
+    pub fn storm(text: &str) -> Window {
+        Window::parse(text).unwrap_or(Window::Secs(0))
     }
 
     /// Its length in seconds; `None` for all time.
@@ -48,16 +65,18 @@ impl Window {
             Window::ThreeHours => Some(10_800),
             Window::OneDay => Some(86_400),
             Window::AllTime => None,
+            Window::Secs(n) => Some(n),
         }
     }
 
     /// The query parameter value.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Window::TenMinutes => "600",
-            Window::ThreeHours => "10800",
-            Window::OneDay => "86400",
-            Window::AllTime => ":all-time",
+            Window::TenMinutes => "600".into(),
+            Window::ThreeHours => "10800".into(),
+            Window::OneDay => "86400".into(),
+            Window::AllTime => ":all-time".into(),
+            Window::Secs(n) => n.to_string().into(),
         }
     }
 
@@ -72,7 +91,7 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.as_str())
     }
 }
 
@@ -105,6 +124,20 @@ pub fn decimal3(x: f64) -> String {
     }
 }
 
+/// A decimal sent as a string (`"2.000"`) or as a number (`2.0`), kept as the string.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Decimal {
+        Text(String),
+        Number(f64),
+    }
+    Ok(match Decimal::deserialize(d)? {
+        Decimal::Text(s) => s,
+        Decimal::Number(x) => decimal3(x),
+    })
+}
+
 /// Topology-wide or spout statistics of one window (`topologyStats[]`, `spoutSummary[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,7 +150,9 @@ pub struct WindowStats {
     pub emitted: u64,
     /// Tuple copies sent to consumer tasks.
     pub transferred: u64,
-    /// Mean complete latency of the spouts' trees, in ms (three decimals).
+    /// Mean complete latency of the spouts' trees, in ms (three decimals). Storm's
+    /// `spoutSummary[]` sends it as a number, which this reads too.
+    #[serde(deserialize_with = "string_or_number")]
     pub complete_latency: String,
     /// Completed trees.
     pub acked: u64,
@@ -255,6 +290,12 @@ pub struct WorkerRow {
     pub component_num_tasks: BTreeMap<String, u32>,
     /// Seconds since its last heartbeat; `None` before the first.
     pub last_heartbeat_secs: Option<u64>,
+    /// Seconds since this worker incarnation first reported (0 before it did).
+    #[serde(default)]
+    pub uptime_seconds: u64,
+    /// The same, as Storm writes it ("6m 5s").
+    #[serde(default)]
+    pub uptime: String,
     /// Link to its log page.
     pub log_link: String,
     /// The same link (Storm's name).
@@ -382,6 +423,12 @@ pub struct TaskStatsRow {
     pub supervisor_id: String,
     /// Seconds since the task last reported; `None` if it never did.
     pub last_heartbeat_secs: Option<u64>,
+    /// Seconds since the task's current worker incarnation first reported (0 before it did).
+    #[serde(default)]
+    pub uptime_seconds: u64,
+    /// The same, as Storm writes it ("6m 5s").
+    #[serde(default)]
+    pub uptime: String,
     /// Its counters and latencies over the window.
     #[serde(flatten)]
     pub counters: RowCounters,
@@ -479,14 +526,17 @@ mod tests {
     #[test]
     fn windows_parse_and_print_as_storm_does() {
         for w in Window::ALL {
-            assert_eq!(Window::parse(w.as_str()), Ok(w));
+            assert_eq!(Window::parse(&w.as_str()), Ok(w));
         }
         assert_eq!(Window::TenMinutes.pretty(), "10m 0s");
         assert_eq!(Window::ThreeHours.pretty(), "3h 0m 0s");
         assert_eq!(Window::OneDay.pretty(), "1d 0h 0m 0s");
         assert_eq!(Window::AllTime.pretty(), "All time");
-        let e = Window::parse("60").unwrap_err();
-        assert!(e.contains("\"60\"") && e.contains(":all-time"), "{e}");
+        assert_eq!(Window::parse("60"), Ok(Window::Secs(60)));
+        assert_eq!(Window::parse("600"), Ok(Window::TenMinutes));
+        assert_eq!(Window::storm("foo"), Window::Secs(0));
+        let e = Window::parse("sixty").unwrap_err();
+        assert!(e.contains("\"sixty\"") && e.contains(":all-time"), "{e}");
         assert_eq!(Window::default(), Window::AllTime);
     }
 
