@@ -49,6 +49,40 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Rou
         .layer(TraceLayer::new_for_http())
 }
 
+/// The read-only router of `ui_listen`: the monitoring API's GET routes, `/metrics` and the UI's
+/// files, without the secret; any other method is a 405 saying where changes go.
+pub(crate) fn read_only_router(cluster: Arc<Cluster>) -> Router {
+    http::routes(cluster)
+        .fallback(http::no_such_endpoint)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .merge(tempest_monitor::ui_routes())
+        .layer(axum::middleware::from_fn(read_only))
+        .layer(axum::middleware::from_fn(
+            tempest_monitor::storm::conventions,
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Lets GET and HEAD through; refuses the rest.
+async fn read_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} {}: this is Nimbus's read-only listener (ui_listen), which takes GET only; \
+             send changes to its API address with the cluster secret",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response()
+}
+
 async fn upload_artifact(
     State(cluster): Shared,
     Params(sha): Params<String>,

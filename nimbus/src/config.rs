@@ -34,6 +34,11 @@ pub struct NimbusConfig {
     /// from a flag. Never printed (`Debug` redacts it).
     #[serde(skip)]
     pub secret: Option<String>,
+    /// A second, read-only listener for monitoring tools that send no credentials: the
+    /// monitoring API's GET routes, `/metrics` and the web UI, without the secret; every
+    /// other method is refused there (changes need the secret on `listen`). Off by default;
+    /// Storm's UI port is `0.0.0.0:8080`.
+    pub ui_listen: Option<SocketAddr>,
 }
 
 impl Default for NimbusConfig {
@@ -45,6 +50,7 @@ impl Default for NimbusConfig {
             worker_timeout_secs: 30,
             max_upload_mb: 512,
             secret: None,
+            ui_listen: None,
         }
     }
 }
@@ -58,6 +64,7 @@ impl fmt::Debug for NimbusConfig {
             .field("worker_timeout_secs", &self.worker_timeout_secs)
             .field("max_upload_mb", &self.max_upload_mb)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("ui_listen", &self.ui_listen)
             .finish()
     }
 }

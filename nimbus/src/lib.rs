@@ -51,6 +51,8 @@ pub struct NimbusHandle {
     cancel: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     scheduler: JoinHandle<()>,
+    /// The read-only listener (`ui_listen`), if on: its address and server.
+    read_only: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
 
 /// Starts Nimbus on `listener` with `config` (its `listen` is not used): opens the data dir,
@@ -85,6 +87,28 @@ pub async fn serve_with_clock(
     let _ = cluster.address.set(addr);
     let cancel = CancellationToken::new();
     let scheduler = tokio::spawn(cluster.clone().run_scheduler(cancel.clone()));
+    let read_only = match config.ui_listen {
+        Some(ui) => {
+            let bound = match TcpListener::bind(ui).await {
+                Ok(l) => l.local_addr().map(|a| (l, a)),
+                Err(e) => Err(e),
+            };
+            let (listener, ui_addr) = bound.map_err(|e| {
+                cancel.cancel();
+                NimbusError::Server(e)
+            })?;
+            let app = api::read_only_router(cluster.clone());
+            let stop = cancel.clone();
+            tracing::info!(%ui_addr, "read-only monitoring listener (no secret, GET only)");
+            let server = tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            });
+            Some((ui_addr, server))
+        }
+        None => None,
+    };
     let app = api::router(cluster, secret).into_make_service_with_connect_info::<SocketAddr>();
     let stop = cancel.clone();
     let server = tokio::spawn(async move {
@@ -105,6 +129,7 @@ pub async fn serve_with_clock(
         cancel,
         server,
         scheduler,
+        read_only,
     })
 }
 
@@ -112,6 +137,11 @@ impl NimbusHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the read-only listener (`ui_listen`), if it is on.
+    pub fn ui_addr(&self) -> Option<SocketAddr> {
+        self.read_only.as_ref().map(|(a, _)| *a)
     }
 
     /// Its base URL, `http://ADDR`.
@@ -124,6 +154,11 @@ impl NimbusHandle {
     pub async fn shutdown(self) -> Result<(), NimbusError> {
         self.cancel.cancel();
         let served = self.server.await;
+        if let Some((_, read_only)) = self.read_only {
+            if let Ok(Err(e)) = read_only.await {
+                tracing::warn!("the read-only listener failed: {e}");
+            }
+        }
         let scheduled = self.scheduler.await;
         tracing::info!("nimbus stopped");
         match served {

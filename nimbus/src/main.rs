@@ -36,6 +36,11 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_upload_mb: Option<u64>,
+    /// Also serve the monitoring API's GET routes and the web UI here, without the secret
+    /// (read-only; Storm's UI port is 8080) [default: off].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ui_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]

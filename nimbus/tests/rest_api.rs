@@ -1078,3 +1078,65 @@ async fn jsonp_cors_and_cache_headers_are_storms() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_read_only_listener_serves_gets_without_the_secret_and_refuses_changes() {
+    let n = TestNimbus::start(|c| c.ui_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    n.client
+        .supervisor_heartbeat(&supervisor("sup-a", &[6700]))
+        .await
+        .unwrap();
+    n.submit("wc", spec(1)).await;
+    let ui = format!("http://{}", n.handle.as_ref().unwrap().ui_addr().unwrap());
+    let http = reqwest::Client::new();
+    for path in [
+        "/api/v1/cluster/summary",
+        "/api/v1/cluster/configuration",
+        "/api/v1/nimbus/summary",
+        "/api/v1/topology/summary",
+        "/api/v1/topology/wc?window=60",
+        "/api/v1/topology/wc/component/count",
+        "/metrics",
+        "/index.html",
+    ] {
+        let r = http.get(format!("{ui}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path} without the secret");
+    }
+    for path in [
+        "/api/v1/topology/wc/kill/0",
+        "/api/v1/topology/wc/deactivate",
+        "/api/v1/topology/wc/rebalance/0",
+        "/api/v1/topologies",
+    ] {
+        let r = http
+            .post(format!("{ui}{path}"))
+            .header("x-tempest-secret", SECRET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["errorMessage"].as_str().unwrap().contains("read-only"),
+            "{e}"
+        );
+    }
+    // The control routes are not there at all, and the topology still runs.
+    let r = http
+        .get(format!("{ui}/api/v1/topology/wc/assignment"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        n.client.describe("wc").await.unwrap().summary.status,
+        tempest_protocol::control::TopologyState::Active
+    );
+    // The main listener still needs the secret.
+    let r = http
+        .get(format!("{}/api/v1/cluster/summary", n.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
