@@ -5,7 +5,7 @@ from pystorm import Bolt
 
 class SplitBolt(Bolt):
     def process(self, tup):
-        for word in tup.values[0].split():
+        for word in tup.values[-1].split():
             self.emit([word])
 
 

@@ -55,7 +55,7 @@ while True:
     if msg["stream"] == "__heartbeat" and msg["task"] == -1:
         send({"command": "sync"})
         continue
-    sentence = msg["tuple"][0]
+    sentence = msg["tuple"][-1]
     if "poison" in sentence:
         fault_once()
     for word in sentence.split():

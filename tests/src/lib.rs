@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod kafka;
 pub mod netns;
 pub mod redis;
+pub mod word_count;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
