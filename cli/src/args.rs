@@ -5,9 +5,6 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use tempest_protocol::names::check_topology_name;
 
-/// Storm's default wait for kill and rebalance: the default message timeout.
-pub(crate) const DEFAULT_WAIT_SECS: u64 = 30;
-
 /// Administer a Tempest cluster.
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +49,10 @@ pub(crate) enum Command {
     Deactivate(NameArg),
     /// Change a topology's workers or executors: spouts pause, wait, then it is rescheduled.
     Rebalance(RebalanceArgs),
+    /// Print each component's latest error as Storm's `get-errors` does (JSON).
+    GetErrors(NameArg),
+    /// Print this CLI's version and the Storm REST API version it follows.
+    Version,
 }
 
 /// Options of `submit`.
@@ -97,9 +98,10 @@ pub(crate) struct KillArgs {
     /// The topology.
     #[arg(value_name = "NAME", value_parser = topology_name)]
     pub name: String,
-    /// Seconds between deactivating the spouts and stopping the workers.
-    #[arg(long, short = 'w', value_name = "SECS", default_value_t = DEFAULT_WAIT_SECS)]
-    pub wait: u64,
+    /// Seconds between deactivating the spouts and stopping the workers [default: the
+    /// topology's topology.message.timeout.secs, as in Storm].
+    #[arg(long, short = 'w', value_name = "SECS")]
+    pub wait: Option<u64>,
 }
 
 /// A topology name, the only argument of `activate` and `deactivate`.
@@ -124,9 +126,10 @@ pub(crate) struct RebalanceArgs {
     #[arg(short = 'e', long = "executors", value_name = "COMPONENT=PAR",
           value_parser = component_parallelism)]
     pub executors: Vec<(String, u32)>,
-    /// Seconds the spouts stay paused before the topology is rescheduled.
-    #[arg(long, short = 'w', value_name = "SECS", default_value_t = DEFAULT_WAIT_SECS)]
-    pub wait: u64,
+    /// Seconds the spouts stay paused before the topology is rescheduled [default: the
+    /// topology's topology.message.timeout.secs, as in Storm].
+    #[arg(long, short = 'w', value_name = "SECS")]
+    pub wait: Option<u64>,
 }
 
 /// A topology name that Nimbus would accept.
@@ -195,7 +198,7 @@ mod tests {
             r.executors,
             vec![("split".to_string(), 4), ("count".to_string(), 2)]
         );
-        assert_eq!(r.wait, 5);
+        assert_eq!(r.wait, Some(5));
     }
 
     #[test]
@@ -223,6 +226,6 @@ mod tests {
         let Command::Kill(k) = cli.command else {
             panic!()
         };
-        assert_eq!(k.wait, DEFAULT_WAIT_SECS);
+        assert_eq!(k.wait, None, "the topology's message timeout");
     }
 }

@@ -31,6 +31,14 @@ impl Nimbus {
 
 /// Runs the command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Version = cli.command {
+        print(&format!(
+            "Tempest {}\nStorm UI REST API {}\n",
+            env!("CARGO_PKG_VERSION"),
+            tempest_monitor_storm_version()
+        ));
+        return Ok(());
+    }
     let settings =
         config::settings(cli.nimbus.as_deref(), cli.config.as_deref()).map_err(CliError::Usage)?;
     let nimbus = Nimbus::connect(settings)?;
@@ -56,6 +64,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Kill(KillArgs { name, wait }) => {
+            let wait = wait_or_message_timeout(&nimbus, &name, wait).await?;
             let answer = c.kill(&name, wait).await.map_err(|e| nimbus.failed(e))?;
             print(&render::action(&answer));
             Ok(())
@@ -74,6 +83,53 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Rebalance(args) => rebalance(&nimbus, args).await,
+        Command::GetErrors(args) => {
+            let details = c.describe(&args.name).await.map_err(|e| nimbus.failed(e))?;
+            let mut errors = serde_json::Map::new();
+            let spouts = details
+                .view
+                .spouts
+                .iter()
+                .map(|s| (&s.spout_id, &s.last_error));
+            let bolts = details
+                .view
+                .bolts
+                .iter()
+                .map(|b| (&b.bolt_id, &b.last_error));
+            for (component, e) in spouts.chain(bolts) {
+                if !e.last_error.is_empty() {
+                    errors.insert(component.clone(), e.last_error.clone().into());
+                }
+            }
+            print_json(&serde_json::json!({
+                "Topology Name": args.name,
+                "Comp-Errors": errors,
+            }))
+        }
+        Command::Version => Ok(()),
+    }
+}
+
+/// The Storm release whose UI REST API Nimbus follows (`stormVersion`).
+fn tempest_monitor_storm_version() -> &'static str {
+    "2.8.8"
+}
+
+/// `-w SECS` if given, else the topology's message timeout (Storm's default wait).
+async fn wait_or_message_timeout(
+    nimbus: &Nimbus,
+    name: &str,
+    wait: Option<u64>,
+) -> Result<u64, CliError> {
+    match wait {
+        Some(w) => Ok(w),
+        None => Ok(nimbus
+            .client
+            .describe(name)
+            .await
+            .map_err(|e| nimbus.failed(e))?
+            .view
+            .msg_timeout),
     }
 }
 
@@ -120,9 +176,10 @@ async fn rebalance(nimbus: &Nimbus, args: RebalanceArgs) -> Result<(), CliError>
         workers: args.workers,
         parallelism,
     };
+    let wait = wait_or_message_timeout(nimbus, &args.name, args.wait).await?;
     let answer = nimbus
         .client
-        .rebalance(&args.name, args.wait, &request)
+        .rebalance(&args.name, wait, &request)
         .await
         .map_err(|e| nimbus.failed(e))?;
     print(&render::action(&answer));

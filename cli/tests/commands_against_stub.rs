@@ -149,3 +149,24 @@ async fn submit_refuses_a_binary_that_is_not_a_topology() {
     );
     assert!(nimbus.recorded.lock().unwrap().uploads.is_empty());
 }
+
+#[tokio::test]
+async fn version_and_get_errors() {
+    let nimbus = start(None).await;
+    let dir = scratch_dir("version");
+    let out = tempest(&dir, &["version", "--nimbus", &nimbus.url], &[]).await;
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "Tempest {}\nStorm UI REST API 2.8.8\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    // get-errors asks for the topology: an unknown one is named in the error.
+    let out = tempest(&dir, &["get-errors", "nope", "--nimbus", &nimbus.url], &[]).await;
+    let (_, stderr) = texts(&out);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("\"nope\""), "{stderr}");
+}
