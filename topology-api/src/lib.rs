@@ -24,12 +24,12 @@ pub use async_trait::async_trait;
 pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};
 pub use tempest_runtime::{
     run_local, run_local_blocking, values, BasicBolt, BasicOutputCollector, Bolt, BoltEvent,
-    ComponentError, ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError, EventSender,
-    ExecuteNow, ExecutorError, FieldKey, Fields, JsonValueError, KeyValueState, LocalOptions,
-    LocalReport, OutputCollector, OutputDeclarer, RunError, Spout, SpoutOutputCollector,
-    StatefulBolt, TaskReport, TaskStats, Topology, TopologyContext, Tuple, TupleError, Value,
-    Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing, DEFAULT_STREAM,
-    TICK_STREAM,
+    BoltFailure, ComponentError, ComponentResult, CustomGrouping, CustomGroupingFactory, EmitError,
+    EventSender, ExecuteNow, ExecutorError, FailReason, FieldKey, Fields, JsonValueError,
+    KeyValueState, LocalOptions, LocalReport, OutputCollector, OutputDeclarer, RunError, Spout,
+    SpoutOutputCollector, StatefulBolt, TaskReport, TaskStats, Topology, TopologyContext, Tuple,
+    TupleError, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
+    DEFAULT_STREAM, TICK_STREAM,
 };
 
 /// Stateful bolts' stores and their errors.
@@ -65,10 +65,10 @@ pub use spec::{GroupingSpec, TopologySpec};
 pub mod prelude {
     pub use crate::{
         async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
-        ComponentResult, Config, CustomGrouping, ExecuteNow, KeyValueState, OutputCollector,
-        OutputDeclarer, Spout, SpoutOutputCollector, StatefulBolt, Topology, TopologyBuilder,
-        TopologyContext, Tuple, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt,
-        Windowing,
+        ComponentResult, Config, CustomGrouping, ExecuteNow, FailReason, KeyValueState,
+        OutputCollector, OutputDeclarer, Spout, SpoutOutputCollector, StatefulBolt, Topology,
+        TopologyBuilder, TopologyContext, Tuple, Value, Values, Window, WindowCollector,
+        WindowSize, WindowedBolt, Windowing,
     };
 }
 

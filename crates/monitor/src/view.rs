@@ -11,7 +11,7 @@ use tempest_protocol::control::stats::{
     WorkerStatsRow,
 };
 use tempest_protocol::control::{
-    Assignment, TopologyDetails, TopologyState, TopologySummary, WorkerSlot,
+    Assignment, FailureCounts, TopologyDetails, TopologyState, TopologySummary, WorkerSlot,
 };
 use tempest_protocol::spec::{ComponentKind, TaskLayout, TopologySpec, ACKER_COMPONENT};
 
@@ -158,6 +158,14 @@ impl<'a> Snapshot<'a> {
         agg
     }
 
+    /// A spout's failed trees by reason, as its tasks last reported them (since they started).
+    pub(crate) fn failed_by_reason(&self, component: &str) -> FailureCounts {
+        self.histories(component)
+            .fold(FailureCounts::default(), |sum, t| {
+                sum.plus(t.latest.failures)
+            })
+    }
+
     /// The assigned slot running `host:port`.
     fn slot(&self, host: &str, port: u16) -> Option<&WorkerSlot> {
         self.assignment.and_then(|a| a.slot(host, port))
@@ -302,6 +310,7 @@ impl<'a> Snapshot<'a> {
             let last_error = self.last_error(&id);
             match kind {
                 ComponentKind::Spout => spouts.push(SpoutRow {
+                    failed_by_reason: self.failed_by_reason(&id),
                     spout_id: id,
                     executors,
                     tasks,
@@ -521,6 +530,8 @@ impl<'a> Snapshot<'a> {
             tasks: self.task_count(component),
             window: window.as_str().into_owned(),
             window_hint: window.pretty(),
+            failed_by_reason: (kind == ComponentKind::Spout)
+                .then(|| self.failed_by_reason(component)),
             spout_summary,
             bolt_stats,
             executor_stats,

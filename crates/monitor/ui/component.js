@@ -43,6 +43,19 @@ function statColumns(isSpout) {
     ];
 }
 
+/** A spout's failure counts (`failedByReason`), one row per reason. */
+const FAILURE_REASONS = [
+  ['timeout', 'Timed out', 'no outcome within the message timeout'],
+  ['failed', 'Failed by a bolt', 'a bolt called collector.fail'],
+  ['error', 'Bolt error', "a bolt's execute returned an error"],
+  ['panic', 'Bolt panic', "a bolt's execute panicked"],
+  ['undelivered', 'Undelivered', 'the worker of a task was unreachable, left or dropped the connection'],
+];
+
+function failureRows(counts) {
+  return FAILURE_REASONS.map(([key, title, meaning]) => ({ key, title, meaning, count: counts?.[key] ?? 0 }));
+}
+
 let tables = null; // built once the component's type is known
 
 function build(isSpout) {
@@ -64,6 +77,11 @@ function build(isSpout) {
       { title: 'Last heartbeat', num: true, get: (r) => (r.lastHeartbeatSecs === null || r.lastHeartbeatSecs === undefined ? 'never' : ago(r.lastHeartbeatSecs)) },
       ...cols,
     ], { key: (r) => r.taskId ?? r.id, empty: 'No tasks.' }),
+    failures: table(byId('failures'), [
+      { title: 'Reason', get: (r) => r.title },
+      { title: 'Trees', num: true, get: (r) => int(r.count) },
+      { title: 'Meaning', cls: 'wrap', get: (r) => r.meaning },
+    ], { key: (r) => r.key }),
     errors: table(byId('errors'), [
       { title: 'Time', get: (e) => h('span', { title: `${ago(e.errorLapsedSecs)}` }, when(e.errorTime ?? e.time)) },
       { title: 'Ago', num: true, get: (e) => ago(e.errorLapsedSecs) },
@@ -98,6 +116,8 @@ async function refresh() {
   const hint = win === ':all-time' ? 'all time' : `last ${c.windowHint ?? win}`;
   for (const el of document.querySelectorAll('.window-hint')) el.textContent = hint;
   tables.stats.update((isSpout ? c.spoutSummary : c.boltStats) ?? []);
+  byId('failures-panel').classList.toggle('hidden', !isSpout);
+  if (isSpout) tables.failures.update(failureRows(c.failedByReason));
   tables.workers.update(c.workerStats ?? []);
   tables.tasks.update(c.executorStats ?? []);
   tables.errors.update(c.componentErrors ?? []);

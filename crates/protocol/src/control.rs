@@ -246,8 +246,51 @@ pub struct TaskMetrics {
     /// topologies only).
     #[serde(default)]
     pub checkpoint: Option<u64>,
+    /// Spout tasks: the failed trees counted in `failed`, by why they failed.
+    #[serde(default)]
+    pub failures: FailureCounts,
     /// Most recent errors.
     pub errors: Vec<TaskError>,
+}
+
+/// A spout task's failed tuple trees, by why each failed (they sum to its `failed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureCounts {
+    /// No outcome within `topology.message.timeout.secs`.
+    #[serde(default)]
+    pub timeout: u64,
+    /// A bolt failed a tuple of the tree (`collector.fail`).
+    #[serde(default)]
+    pub failed: u64,
+    /// A bolt's `execute` returned an error.
+    #[serde(default)]
+    pub error: u64,
+    /// A bolt's `execute` panicked.
+    #[serde(default)]
+    pub panic: u64,
+    /// A tuple of the tree could not be delivered: the worker hosting its task was
+    /// unreachable, left the assignment or dropped the connection.
+    #[serde(default)]
+    pub undelivered: u64,
+}
+
+impl FailureCounts {
+    /// The counts of both, added.
+    pub fn plus(self, o: FailureCounts) -> FailureCounts {
+        FailureCounts {
+            timeout: self.timeout + o.timeout,
+            failed: self.failed + o.failed,
+            error: self.error + o.error,
+            panic: self.panic + o.panic,
+            undelivered: self.undelivered + o.undelivered,
+        }
+    }
+
+    /// Every count.
+    pub fn total(&self) -> u64 {
+        self.timeout + self.failed + self.error + self.panic + self.undelivered
+    }
 }
 
 /// A spout's position in one partition of its source.

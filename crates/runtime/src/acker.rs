@@ -6,6 +6,7 @@
 //! when created and once when acked, and the value reaches zero exactly when the whole tree is
 //! acked. Trees are assigned to acker tasks by root id, so ackers share no state.
 
+use crate::failure::FailReason;
 use crate::transfer::{AckerMsg, Inbox, Outbox, Payload, Transfer, TreeOutcome};
 use rustc_hash::FxHashMap;
 use std::collections::hash_map;
@@ -23,7 +24,8 @@ pub(crate) fn acker_of(ackers: &std::ops::Range<u32>, root: u64) -> u32 {
 struct Entry {
     val: u64,
     spout_task: Option<u32>,
-    failed: bool,
+    /// The first failure's reason (later ones of the same tree are dropped).
+    failed: Option<Box<FailReason>>,
 }
 
 /// The acker's table of open trees, in two generations: entries that see no completion within one
@@ -37,16 +39,16 @@ pub(crate) struct AckerState {
 impl AckerState {
     /// Applies one message; returns the spout task and outcome if the tree is now decided.
     pub(crate) fn apply(&mut self, msg: AckerMsg) -> Option<(u32, TreeOutcome)> {
-        let root = match msg {
-            AckerMsg::Init { root, .. } | AckerMsg::Ack { root, .. } | AckerMsg::Fail { root } => {
-                root
-            }
+        let root = match &msg {
+            AckerMsg::Init { root, .. }
+            | AckerMsg::Ack { root, .. }
+            | AckerMsg::Fail { root, .. } => *root,
         };
         // One hash lookup for a tree already open (the common case), and no insert for a tree
         // that completes on the message that opens it here.
         match self.current.entry(root) {
             hash_map::Entry::Occupied(mut open) => {
-                let decided = Self::update(open.get_mut(), msg)?;
+                let decided = Self::update(open.get_mut(), root, msg)?;
                 open.remove();
                 Some(decided)
             }
@@ -56,7 +58,7 @@ impl AckerState {
                 } else {
                     self.previous.remove(&root).unwrap_or_default()
                 };
-                match Self::update(&mut entry, msg) {
+                match Self::update(&mut entry, root, msg) {
                     Some(decided) => Some(decided),
                     None => {
                         slot.insert(entry);
@@ -67,31 +69,27 @@ impl AckerState {
         }
     }
 
-    /// Applies `msg` to its tree's entry; returns the spout task and outcome if decided.
+    /// Applies `msg` to the entry of its tree `root`; returns the spout task and outcome if
+    /// decided.
     #[inline]
-    fn update(entry: &mut Entry, msg: AckerMsg) -> Option<(u32, TreeOutcome)> {
-        let root = match msg {
+    fn update(entry: &mut Entry, root: u64, msg: AckerMsg) -> Option<(u32, TreeOutcome)> {
+        match msg {
             AckerMsg::Init {
-                root,
-                xor,
-                spout_task,
+                xor, spout_task, ..
             } => {
                 entry.val ^= xor;
                 entry.spout_task = Some(spout_task);
-                root
             }
-            AckerMsg::Ack { root, xor } => {
-                entry.val ^= xor;
-                root
+            AckerMsg::Ack { xor, .. } => entry.val ^= xor,
+            AckerMsg::Fail { reason, .. } => {
+                if entry.failed.is_none() {
+                    entry.failed = Some(reason);
+                }
             }
-            AckerMsg::Fail { root } => {
-                entry.failed = true;
-                root
-            }
-        };
+        }
         let spout_task = entry.spout_task?;
-        if entry.failed {
-            Some((spout_task, TreeOutcome::Failed { root }))
+        if let Some(reason) = entry.failed.take() {
+            Some((spout_task, TreeOutcome::Failed { root, reason }))
         } else if entry.val == 0 {
             Some((spout_task, TreeOutcome::Acked { root }))
         } else {
@@ -156,6 +154,14 @@ pub(crate) async fn run_acker(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The outcome of a tree failed by [`AckerMsg::test_fail`].
+    fn failed(root: u64) -> TreeOutcome {
+        let AckerMsg::Fail { reason, .. } = AckerMsg::test_fail(root) else {
+            unreachable!()
+        };
+        TreeOutcome::Failed { root, reason }
+    }
 
     /// A random tuple tree: node 0 is the spout; `parent[i]` is node i's parent (< i).
     /// Every non-spout node is a tuple delivered over an edge with a random id.
@@ -236,11 +242,11 @@ mod tests {
             let root = 42;
             let mut msgs = messages(&parents, &ids, root);
             let victim = 1 + fail_at.index(msgs.len() - 1);
-            msgs[victim] = AckerMsg::Fail { root };
+            msgs[victim] = AckerMsg::test_fail(root);
             fastrand::Rng::with_seed(order_seed).shuffle(&mut msgs);
             let mut acker = AckerState::default();
             let outcomes: Vec<_> = msgs.into_iter().filter_map(|m| acker.apply(m)).collect();
-            prop_assert_eq!(outcomes, vec![(7, TreeOutcome::Failed { root })]);
+            prop_assert_eq!(outcomes, vec![(7, failed(root))]);
         }
 
         #[test]
@@ -250,16 +256,16 @@ mod tests {
             let root = 9;
             let msgs = messages(&parents, &ids, root);
             let mut acker = AckerState::default();
-            let outcomes: Vec<_> = msgs.iter().filter_map(|m| acker.apply(*m)).collect();
+            let outcomes: Vec<_> = msgs.iter().filter_map(|m| acker.apply(m.clone())).collect();
             prop_assert_eq!(outcomes.len(), 1);
             // Duplicated acks and fails (e.g. a replayed batch) arrive after the tree completed.
             let mut rng = fastrand::Rng::with_seed(replay_seed);
             for m in msgs.iter().skip(1) {
                 if rng.bool() {
-                    prop_assert_eq!(acker.apply(*m), None);
+                    prop_assert_eq!(acker.apply(m.clone()), None);
                 }
             }
-            prop_assert_eq!(acker.apply(AckerMsg::Fail { root }), None);
+            prop_assert_eq!(acker.apply(AckerMsg::test_fail(root)), None);
         }
     }
 
@@ -282,15 +288,39 @@ mod tests {
     #[test]
     fn fail_before_init_fails_on_init() {
         let mut a = AckerState::default();
-        assert_eq!(a.apply(AckerMsg::Fail { root: 1 }), None);
+        assert_eq!(a.apply(AckerMsg::test_fail(1)), None);
         assert_eq!(
             a.apply(AckerMsg::Init {
                 root: 1,
                 xor: 5,
                 spout_task: 3
             }),
-            Some((3, TreeOutcome::Failed { root: 1 }))
+            Some((3, failed(1)))
         );
+    }
+
+    #[test]
+    fn the_first_failure_of_a_tree_is_its_reason() {
+        use crate::failure::{BoltFailure, FailReason};
+        let mut a = AckerState::default();
+        let fail = |task| AckerMsg::Fail {
+            root: 1,
+            reason: Box::new(FailReason::bolt("count", task, BoltFailure::Panic, "boom")),
+        };
+        assert_eq!(a.apply(fail(4)), None, "the tree is not open yet");
+        assert_eq!(a.apply(fail(5)), None);
+        let Some((3, TreeOutcome::Failed { root: 1, reason })) = a.apply(AckerMsg::Init {
+            root: 1,
+            xor: 5,
+            spout_task: 3,
+        }) else {
+            panic!("the tree did not fail on its init")
+        };
+        assert_eq!(
+            *reason,
+            FailReason::bolt("count", 4, BoltFailure::Panic, "boom")
+        );
+        assert_eq!(a.open(), 0);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! executor's [`Outbox`]; the executor sends full batches between callbacks and flushes partial
 //! ones when its input runs dry, so the user-visible model stays one tuple at a time.
 
+use crate::failure::{BoltFailure, FailReason};
 use crate::grouping::{Router, Targets};
 use crate::metrics::{task_error, Latencies, MetricsBoard, PUBLISH_EVERY};
 use crate::transfer::AckerMsg;
@@ -13,7 +14,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tempest_protocol::control::{PartitionLag, TaskError, TaskMetrics};
+use tempest_protocol::control::{FailureCounts, PartitionLag, TaskError, TaskMetrics};
 use tempest_protocol::spec::CHECKPOINT_STREAM;
 
 /// Why an emit was refused.
@@ -121,6 +122,8 @@ pub struct TaskStats {
     pub held: u64,
     /// Late tuples (event-time windowed bolts).
     pub late: u64,
+    /// Spouts: the trees counted in `failed`, by why they failed.
+    pub failures: FailureCounts,
 }
 
 impl Emitter {
@@ -200,6 +203,7 @@ impl Emitter {
             late: self.stats.late,
             lag: self.lag.clone(),
             checkpoint: self.checkpoint,
+            failures: self.stats.failures,
             errors: self.errors.iter().cloned().collect(),
         });
     }
@@ -421,19 +425,52 @@ impl OutputCollector {
         &self.em.targets
     }
 
-    /// Fails `input`: its tuple tree fails at once and the spout may replay it.
+    /// Fails `input`: its tuple tree fails at once and the spout may replay it. The spout
+    /// learns that this bolt task failed it ([`FailReason::Bolt`]).
     pub fn fail(&mut self, input: &Tuple) {
+        self.fail_as(input, BoltFailure::Failed, String::new());
+    }
+
+    /// Fails `input` as [`fail`](Self::fail) does, telling the spout why: `why` becomes the
+    /// message of the [`FailReason`] its `fail_with_reason` receives.
+    pub fn fail_because(&mut self, input: &Tuple, why: impl std::fmt::Display) {
+        self.fail_as(input, BoltFailure::Failed, why.to_string());
+    }
+
+    fn fail_as(&mut self, input: &Tuple, how: BoltFailure, message: String) {
         self.em.stats.failed += 1;
-        if self.em.tracking() {
-            self.fail_roots(&input.anchors);
+        if self.em.tracking() && !input.anchors.is_empty() {
+            let reason = FailReason::bolt(&self.em.component, self.em.task_id, how, message);
+            self.fail_roots(&input.anchors, reason);
         }
     }
 
-    pub(crate) fn fail_roots(&mut self, anchors: &Anchors) {
-        for &(root, _) in anchors {
+    /// Fails the trees of `anchors` for `reason` (the executor's path for an `execute` that
+    /// erred or panicked, and for abandoned checkpoint barriers).
+    pub(crate) fn fail_roots(&mut self, anchors: &Anchors, reason: FailReason) {
+        let Some((&(last, _), rest)) = anchors.split_last() else {
+            return;
+        };
+        for &(root, _) in rest {
             let acker = self.em.acker_for(root);
-            self.em.outbox.push_acker(acker, AckerMsg::Fail { root });
+            let reason = Box::new(reason.clone());
+            self.em
+                .outbox
+                .push_acker(acker, AckerMsg::Fail { root, reason });
         }
+        let acker = self.em.acker_for(last);
+        self.em.outbox.push_acker(
+            acker,
+            AckerMsg::Fail {
+                root: last,
+                reason: Box::new(reason),
+            },
+        );
+    }
+
+    /// A reason naming this task, for the executor's failures of its inputs.
+    pub(crate) fn reason(&self, how: BoltFailure, message: impl Into<String>) -> FailReason {
+        FailReason::bolt(&self.em.component, self.em.task_id, how, message)
     }
 
     /// Reports an error: logged and kept with the task's recent errors.

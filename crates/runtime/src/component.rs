@@ -2,6 +2,7 @@
 //! runtime hands them ([`TopologyContext`], [`OutputDeclarer`]).
 
 use crate::collector::{BasicOutputCollector, OutputCollector, SpoutOutputCollector};
+use crate::failure::FailReason;
 use crate::tuple::{Tuple, DEFAULT_STREAM};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -33,6 +34,14 @@ pub trait Spout: Send + 'static {
     async fn ack(&mut self, _msg_id: u64) {}
     /// The tuple tree of `msg_id` failed or timed out; replay it if you want it delivered.
     async fn fail(&mut self, _msg_id: u64) {}
+    /// The tuple tree of `msg_id` failed, for `reason`: it timed out, a bolt task failed it
+    /// (`collector.fail`, an `Err` from `execute` or a panic in it, with its message), or a
+    /// tuple of it could not be delivered to a worker. The runtime calls this instead of
+    /// [`fail`](Self::fail); the default calls `fail`, so a spout that does not care why
+    /// implements `fail` alone, as in Storm.
+    async fn fail_with_reason(&mut self, msg_id: u64, _reason: &FailReason) {
+        self.fail(msg_id).await
+    }
     /// The topology was activated (also called after `open` when it starts active).
     async fn activate(&mut self) {}
     /// The topology was deactivated: `next_tuple` is not called until it is activated again.

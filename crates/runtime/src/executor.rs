@@ -13,6 +13,7 @@
 use crate::catch_unwind::FutureExt;
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
 use crate::component::{Bolt, BoltEvent, ComponentResult, ExecuteNow, Spout, TopologyContext};
+use crate::failure::{BoltFailure, FailReason};
 use crate::metrics::PUBLISH_EVERY;
 use crate::settings::RuntimeSettings;
 use crate::state::barrier::{Aligner, Step};
@@ -244,17 +245,21 @@ async fn deliver_aligned(t: &mut BoltTask, tuple: Tuple) {
                             t.collector.report_error(format!(
                                 "{message} (checkpoint {id}; not reported again while it repeats)"
                             ));
-                            t.checkpoint_error = Some(message);
+                            t.checkpoint_error = Some(message.clone());
                         }
+                        let reason = t.collector.reason(BoltFailure::Error, message);
                         for b in &barriers {
-                            t.collector.fail_roots(&b.anchors);
+                            t.collector.fail_roots(&b.anchors, reason.clone());
                         }
                     }
                 }
             }
             Step::Fail(barriers) => {
+                let reason = t
+                    .collector
+                    .reason(BoltFailure::Failed, "checkpoint barrier abandoned");
                 for b in &barriers {
-                    t.collector.fail_roots(&b.anchors);
+                    t.collector.fail_roots(&b.anchors, reason.clone());
                 }
             }
         }
@@ -312,14 +317,20 @@ async fn execute_later(t: &mut BoltTask, later: Later) {
 /// After an execute: on an error or panic, reports it and fails the trees of its input.
 #[inline]
 fn settle(t: &mut BoltTask, result: std::thread::Result<ComponentResult>, anchors: &Anchors) {
-    let message = match result {
+    let (how, message) = match result {
         Ok(Ok(())) => return,
-        Ok(Err(e)) => format!("execute failed: {e}"),
-        Err(p) => format!("execute panicked: {}", panic_message(&*p)),
+        Ok(Err(e)) => (BoltFailure::Error, e.to_string()),
+        Err(p) => (BoltFailure::Panic, panic_message(&*p)),
     };
-    t.collector.report_error(message);
+    t.collector.report_error(match how {
+        BoltFailure::Panic => format!("execute panicked: {message}"),
+        _ => format!("execute failed: {message}"),
+    });
     t.collector.em.stats.failed += 1;
-    t.collector.fail_roots(anchors);
+    if !anchors.is_empty() {
+        let reason = t.collector.reason(how, message);
+        t.collector.fail_roots(anchors, reason);
+    }
 }
 
 /// Sends the outbox's ready batches, waiting for queue space.
@@ -667,13 +678,26 @@ pub(crate) async fn run_spouts(
         if now >= next_timeout_check {
             next_timeout_check = now + check_every;
             for t in &mut tasks {
-                for (root, msg_id) in t.collector.pending.expire(now, settings.message_timeout) {
+                let expired = t.collector.pending.expire(now, settings.message_timeout);
+                if expired.is_empty() {
+                    continue;
+                }
+                let reason = FailReason::Timeout {
+                    after: settings.message_timeout,
+                };
+                for (root, msg_id) in expired {
                     if let Some(c) = &mut t.checkpoints {
                         c.sc.request_rollback(t.ctx.task_id);
                         c.tree_failed(root);
                     }
                     t.collector.em.stats.failed += 1;
-                    guarded(t.spout.fail(msg_id), &mut t.collector.em, "fail").await;
+                    t.collector.em.stats.failures.timeout += 1;
+                    guarded(
+                        t.spout.fail_with_reason(msg_id, &reason),
+                        &mut t.collector.em,
+                        "fail",
+                    )
+                    .await;
                 }
             }
         }
@@ -812,9 +836,9 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
     };
     let now = Instant::now();
     for o in outcomes {
-        let (root, acked) = match o {
-            TreeOutcome::Acked { root } => (root, true),
-            TreeOutcome::Failed { root } => (root, false),
+        let (root, acked) = match &o {
+            TreeOutcome::Acked { root } => (*root, true),
+            TreeOutcome::Failed { root, .. } => (*root, false),
         };
         let (checkpoints, mut parts) = t.parts();
         if let Some(c) = checkpoints {
@@ -841,13 +865,19 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
                     guarded(t.spout.ack(tree.msg_id), &mut t.collector.em, "ack").await;
                 }
             }
-            TreeOutcome::Failed { root } => {
+            TreeOutcome::Failed { root, reason } => {
                 if let Some(tree) = t.collector.pending.take(root) {
                     if let Some(c) = &t.checkpoints {
                         c.sc.request_rollback(t.ctx.task_id);
                     }
                     t.collector.em.stats.failed += 1;
-                    guarded(t.spout.fail(tree.msg_id), &mut t.collector.em, "fail").await;
+                    reason.count(&mut t.collector.em.stats.failures);
+                    guarded(
+                        t.spout.fail_with_reason(tree.msg_id, &reason),
+                        &mut t.collector.em,
+                        "fail",
+                    )
+                    .await;
                 }
             }
         }

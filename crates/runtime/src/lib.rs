@@ -16,6 +16,7 @@ pub mod cluster;
 mod collector;
 mod component;
 mod executor;
+mod failure;
 mod grouping;
 mod local;
 #[cfg(feature = "ui")]
@@ -38,6 +39,7 @@ pub use component::{
     ExecuteNow, OutputDeclarer, Spout, TopologyContext,
 };
 pub use executor::{ExecutorError, TaskReport};
+pub use failure::{BoltFailure, FailReason};
 pub use grouping::{CustomGrouping, CustomGroupingFactory};
 pub use local::{run_local, run_local_blocking, LocalOptions, LocalReport};
 pub use metrics::MetricsBoard;

@@ -57,6 +57,7 @@ impl LocalReport {
             s.acked += t.stats.acked;
             s.failed += t.stats.failed;
             s.executed += t.stats.executed;
+            s.failures = s.failures.plus(t.stats.failures);
         }
         m
     }

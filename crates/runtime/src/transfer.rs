@@ -4,14 +4,16 @@
 //! Every queue is a bounded tokio channel of batches: a full queue makes the sender wait
 //! (backpressure); nothing is dropped and memory stays bounded by capacity x batch size.
 
+use crate::failure::FailReason;
 use crate::tuple::Tuple;
 #[cfg(feature = "cluster")]
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Bookkeeping sent to an acker task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Bookkeeping sent to an acker task. Acks are two words; only a failure carries more (its
+/// reason, boxed, so the message stays as small as an `Init`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum AckerMsg {
     /// A spout emitted a tracked tuple: start the tree.
     Init {
@@ -21,15 +23,31 @@ pub(crate) enum AckerMsg {
     },
     /// A tuple of the tree was acked.
     Ack { root: u64, xor: u64 },
-    /// A tuple of the tree was failed.
-    Fail { root: u64 },
+    /// A tuple of the tree was failed, for this reason.
+    Fail { root: u64, reason: Box<FailReason> },
+}
+
+#[cfg(test)]
+impl AckerMsg {
+    /// A failure of `root` by a bolt "b" task 1, for tests.
+    pub(crate) fn test_fail(root: u64) -> Self {
+        AckerMsg::Fail {
+            root,
+            reason: Box::new(FailReason::bolt(
+                "b",
+                1,
+                crate::failure::BoltFailure::Failed,
+                "",
+            )),
+        }
+    }
 }
 
 /// What an acker tells the spout task that emitted a root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum TreeOutcome {
     Acked { root: u64 },
-    Failed { root: u64 },
+    Failed { root: u64, reason: Box<FailReason> },
 }
 
 /// What travels on an executor's input queue: a batch for one of its tasks.
@@ -219,7 +237,8 @@ impl Outbox {
     pub(crate) fn push_acker(&mut self, task: u32, m: AckerMsg) {
         self.mark();
         let slot = self.slot(task);
-        if let AckerMsg::Ack { root, xor } = m {
+        if let AckerMsg::Ack { root, xor } = &m {
+            let (root, xor) = (*root, *xor);
             if let Some(AckerMsg::Ack {
                 root: last_root,
                 xor: last_xor,
@@ -431,9 +450,9 @@ mod tests {
     #[test]
     fn a_full_batch_is_ready_and_a_flush_sends_the_rest_to_the_right_tasks() {
         let mut o = Outbox::new(Destinations::of([7, 8, 20]), 2);
-        o.push_acker(20, AckerMsg::Fail { root: 1 });
-        o.push_acker(8, AckerMsg::Fail { root: 2 });
-        o.push_acker(20, AckerMsg::Fail { root: 3 });
+        o.push_acker(20, AckerMsg::test_fail(1));
+        o.push_acker(8, AckerMsg::test_fail(2));
+        o.push_acker(20, AckerMsg::test_fail(3));
         assert_eq!(o.ready.len(), 1);
         assert_eq!(o.ready[0].task, 20);
         o.flush();
@@ -449,7 +468,7 @@ mod tests {
             o.push_acker(1, m);
         }
         o.push_acker(2, ack(6, 0b0001));
-        o.push_acker(1, AckerMsg::Fail { root: 6 });
+        o.push_acker(1, AckerMsg::test_fail(6));
         o.push_acker(1, ack(6, 0b0100));
         o.push_acker(1, ack(6, 0b0010));
         o.flush();
@@ -469,7 +488,7 @@ mod tests {
                     vec![
                         ack(5, 0b0110),
                         ack(6, 0b1000),
-                        AckerMsg::Fail { root: 6 },
+                        AckerMsg::test_fail(6),
                         ack(6, 0b0110)
                     ]
                 ),

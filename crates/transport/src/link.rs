@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a peer may stay unreachable before batches for it are failed instead of held.
 pub const HOLD: Duration = Duration::from_secs(2);
+
+/// Why batches for a peer that stayed unreachable longer than [`HOLD`] fail.
+const UNREACHABLE: &str = "the worker was unreachable for longer than the 2 s hold";
 /// Most batches written in one frame.
 const MAX_BATCHES_PER_FRAME: usize = 64;
 /// How long a handshake may take, either side.
@@ -180,7 +183,9 @@ impl<W: Wire> Link<W> {
         self.queue.close();
         let mut failed = 0;
         while let Ok(batch) = self.queue.try_recv() {
-            failed += self.wire.undeliverable(batch);
+            failed +=
+                self.wire
+                    .undeliverable(batch, &self.address, "the worker left the assignment");
         }
         if failed > 0 {
             tracing::warn!(peer = %self.address, lane = ?self.lane, failed, "failed tuple trees queued for a worker that left the assignment");
@@ -205,7 +210,9 @@ impl<W: Wire> Link<W> {
                 _ = self.cancel.cancelled() => break None,
                 c = &mut dial => break Some(c),
                 Some(c) = self.incoming.recv() => break Some(c),
-                Some(batch) = self.queue.recv(), if !holding => failed += self.wire.undeliverable(batch),
+                Some(batch) = self.queue.recv(), if !holding => {
+                    failed += self.wire.undeliverable(batch, &self.address, UNREACHABLE);
+                }
                 _ = tokio::time::sleep_until(since + HOLD), if holding && !self.hold_forever => {}
             }
         };
@@ -260,13 +267,14 @@ impl<W: Wire> Link<W> {
         while let Some(mut batches) = pending.pop() {
             let mut frame = data_frame_start();
             if let Err(e) = self.wire.encode(&batches, &mut frame) {
-                let failed = self.fail_all(pending.into_iter().flatten().chain(batches));
-                return Err((format!("cannot encode a frame: {e}"), failed));
+                let error = format!("cannot encode a frame: {e}");
+                let failed = self.fail_all(pending.into_iter().flatten().chain(batches), &error);
+                return Err((error, failed));
             }
             if frame.len() > MAX_FRAME {
                 if batches.len() == 1 {
                     let task = W::task(&batches[0]);
-                    let failed = self.fail_all(batches);
+                    let failed = self.fail_all(batches, "the batch is larger than a frame");
                     tracing::error!(peer = %self.address, task, bytes = frame.len(), failed,
                         "a batch is larger than the {MAX_FRAME} byte frame limit on its own; its tuple trees fail");
                     continue;
@@ -277,17 +285,18 @@ impl<W: Wire> Link<W> {
                 continue;
             }
             if let Err(e) = send_data(writer, frame).await {
-                let failed = self.fail_all(pending.into_iter().flatten().chain(batches));
+                let error = format!("lost the connection: {e}");
+                let failed = self.fail_all(pending.into_iter().flatten().chain(batches), &error);
                 return Err((e.to_string(), failed));
             }
         }
         Ok(())
     }
 
-    fn fail_all(&self, batches: impl IntoIterator<Item = W::Batch>) -> usize {
+    fn fail_all(&self, batches: impl IntoIterator<Item = W::Batch>, why: &str) -> usize {
         batches
             .into_iter()
-            .map(|b| self.wire.undeliverable(b))
+            .map(|b| self.wire.undeliverable(b, &self.address, why))
             .sum()
     }
 }

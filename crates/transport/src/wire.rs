@@ -23,7 +23,8 @@ pub trait Wire: Send + Sync + 'static {
         peer: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// A batch that cannot be delivered (its peer is unreachable, its connection broke, or it
-    /// is too large for a frame); returns how many tuple trees were failed because of it.
-    fn undeliverable(&self, batch: Self::Batch) -> usize;
+    /// A batch that cannot be delivered to `peer` (it is unreachable, its connection broke,
+    /// it left the assignment, or the batch is too large for a frame), `why` saying which;
+    /// returns how many tuple trees were failed because of it.
+    fn undeliverable(&self, batch: Self::Batch, peer: &str, why: &str) -> usize;
 }

@@ -3,7 +3,7 @@
 //! Apache Storm's UI REST API where the concept is the same; latencies and capacities are
 //! strings with three decimals there, as in Storm.
 
-use crate::control::TopologyState;
+use crate::control::{FailureCounts, TopologyState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -224,6 +224,9 @@ pub struct SpoutRow {
     pub acked: u64,
     /// Failed or timed-out trees.
     pub failed: u64,
+    /// Failed trees by why they failed, counted since its tasks started (not windowed).
+    #[serde(default)]
+    pub failed_by_reason: FailureCounts,
     /// Its last error.
     #[serde(flatten)]
     pub last_error: LastError,
@@ -511,6 +514,9 @@ pub struct ComponentPage {
     /// Bolts: one per window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bolt_stats: Option<Vec<BoltWindowStats>>,
+    /// Spouts: failed trees by why they failed, counted since its tasks started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_by_reason: Option<FailureCounts>,
     /// One per task, in the asked window.
     pub executor_stats: Vec<TaskStatsRow>,
     /// One per worker running the component, in the asked window.

@@ -5,6 +5,7 @@
 //! batches a peer sends for tasks this worker does not host (its assignment differs for a
 //! moment), have their tracked trees failed through the acker, so their spouts replay them.
 
+use crate::failure::FailReason;
 use crate::transfer::{AckerMsg, Envelope, Payload, Transfer, TreeOutcome};
 use crate::tuple::{Anchors, Fields, StreamMeta, Tuple};
 use crate::value::Values;
@@ -178,12 +179,16 @@ pub(crate) struct FailRoute {
     /// Every task's queue, local or remote.
     pub(crate) routes: Transfer,
     pub(crate) ackers: Range<u32>,
+    /// This worker's address (`host:port`), named when a batch reaches it for a task it does
+    /// not host.
+    pub(crate) me: String,
 }
 
 impl FailRoute {
-    /// Fails the tracked trees of an undeliverable batch; returns how many fail messages went
-    /// out. (Acker messages and outcomes are dropped: those trees time out at their spouts.)
-    pub(crate) fn fail(&self, env: Envelope) -> usize {
+    /// Fails the tracked trees of a batch that could not be delivered to `worker`, because
+    /// of `why`; returns how many fail messages went out. (Acker messages and outcomes are
+    /// dropped: those trees time out at their spouts.)
+    pub(crate) fn fail(&self, env: Envelope, worker: &str, why: &str) -> usize {
         let Payload::Tuples(tuples) = env.payload else {
             return 0;
         };
@@ -191,13 +196,21 @@ impl FailRoute {
             return 0;
         }
         let mut failed = 0;
+        let reason = FailReason::Undelivered {
+            task: env.task,
+            worker: worker.to_string(),
+            message: why.to_string(),
+        };
         for t in tuples {
             for &(root, _) in &t.anchors {
                 let acker = crate::acker::acker_of(&self.ackers, root);
                 if let Ok(s) = self.routes.sender(acker) {
                     let msg = Envelope {
                         task: acker,
-                        payload: Payload::Acker(vec![AckerMsg::Fail { root }]),
+                        payload: Payload::Acker(vec![AckerMsg::Fail {
+                            root,
+                            reason: Box::new(reason.clone()),
+                        }]),
                     };
                     if s.try_send(msg).is_ok() {
                         failed += 1;
@@ -264,15 +277,19 @@ impl tempest_transport::Wire for TupleWire {
                     if n.is_power_of_two() {
                         tracing::warn!(%peer, misrouted = n, "a batch for task {task}, which this worker does not host (assignments differ); failing its trees");
                     }
-                    self.fail.fail(env);
+                    self.fail.fail(
+                        env,
+                        &self.fail.me,
+                        "this worker does not host the task (it was reassigned)",
+                    );
                 }
             }
         }
         Ok(())
     }
 
-    fn undeliverable(&self, batch: Envelope) -> usize {
-        self.fail.fail(batch)
+    fn undeliverable(&self, batch: Envelope, peer: &str, why: &str) -> usize {
+        self.fail.fail(batch, peer, why)
     }
 }
 
@@ -317,6 +334,7 @@ mod tests {
         let fail = FailRoute {
             routes: Transfer::default(),
             ackers: 0..0,
+            me: "127.0.0.1:1".into(),
         };
         let wire = TupleWire::new(table(), local, fail);
         let meta = StreamMeta::intern("split", "default", &Fields::from(["word", "n"]));

@@ -256,6 +256,7 @@ pub async fn run_worker(
     let fail = FailRoute {
         routes: local.merged(&remote),
         ackers,
+        me: address.to_string(),
     };
     let transport: TransportHandle<TupleWire> =
         transport.run(TupleWire::new(StreamTable::of(&spec), local, fail));

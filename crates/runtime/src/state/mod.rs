@@ -227,7 +227,7 @@ impl<B: StatefulBolt> StatefulBoltAdapter<B> {
                 ));
             }
             self.refused += 1;
-            collector.fail(&input);
+            collector.fail_because(&input, format!("state not restored: {why}"));
             return Ok(());
         }
         {
@@ -374,10 +374,11 @@ impl<B: StatefulBolt> Bolt for StatefulBoltAdapter<B> {
             }
             Err(e) => {
                 // The inputs are replayed; the changes stay dirty for the next checkpoint.
+                let why = format!("saving the state: {e}");
                 for t in self.unacked.drain(..) {
-                    collector.fail(&t);
+                    collector.fail_because(&t, &why);
                 }
-                Err(format!("saving the state: {e}").into())
+                Err(why.into())
             }
         }
     }

@@ -417,7 +417,10 @@ impl<B: WindowedBolt> WindowedBoltAdapter<B> {
     fn hand_back(running: &mut Running, collector: &mut OutputCollector) {
         for (t, failed) in running.manager.take_expired() {
             if failed {
-                collector.fail(t);
+                collector.fail_because(
+                    t,
+                    "a window containing it failed (the task's errors say why)",
+                );
             } else {
                 collector.ack(t);
             }
@@ -499,7 +502,7 @@ impl<B: WindowedBolt> Bolt for WindowedBoltAdapter<B> {
         let ts = match self.timestamp(&input) {
             Ok(ts) => ts,
             Err(e) => {
-                collector.fail(&input);
+                collector.fail_because(&input, &e);
                 return Err(e.into());
             }
         };
@@ -529,7 +532,13 @@ impl<B: WindowedBolt> Bolt for WindowedBoltAdapter<B> {
             }
             Err(Refused::Full(t)) => {
                 running.refused += 1;
-                collector.fail(&t);
+                collector.fail_because(
+                    &t,
+                    format!(
+                        "the task holds its limit of {} tuples in windows",
+                        self.windowing.max_tuples
+                    ),
+                );
                 if running.refused.is_power_of_two() {
                     collector.report_error(format!(
                         "the task holds its limit of {} tuples in windows; failed {} tuples so far (they will be replayed)",
