@@ -3,6 +3,7 @@
 //! ones when its input runs dry, so the user-visible model stays one tuple at a time.
 
 use crate::failure::{BoltFailure, FailReason};
+use crate::clock;
 use crate::grouping::{Router, Targets};
 use crate::metrics::{task_error, Latencies, MetricsBoard, PUBLISH_EVERY};
 use crate::transfer::AckerMsg;
@@ -540,7 +541,8 @@ impl<'a> BasicOutputCollector<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PendingTree {
     pub msg_id: u64,
-    pub emitted: Instant,
+    /// On the runtime's clock (the message timeout is measured on it).
+    pub emitted: clock::Instant,
 }
 
 /// The tracked trees of one spout task, with their timeout.
@@ -550,7 +552,7 @@ pub(crate) struct PendingTrees {
 }
 
 impl PendingTrees {
-    pub(crate) fn insert(&mut self, root: u64, msg_id: u64, emitted: Instant) {
+    pub(crate) fn insert(&mut self, root: u64, msg_id: u64, emitted: clock::Instant) {
         self.trees.insert(root, PendingTree { msg_id, emitted });
     }
     /// Removes and returns the tree of `root`, if still pending (late outcomes find nothing).
@@ -559,7 +561,7 @@ impl PendingTrees {
     }
     /// Removes the trees emitted more than `timeout` before `now`; returns their roots and
     /// message ids.
-    pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<(u64, u64)> {
+    pub(crate) fn expire(&mut self, now: clock::Instant, timeout: Duration) -> Vec<(u64, u64)> {
         let mut expired = Vec::new();
         self.trees.retain(|&root, t| {
             let keep = now.saturating_duration_since(t.emitted) < timeout;
@@ -659,7 +661,7 @@ impl SpoutOutputCollector {
             smallvec::smallvec![(root, edge)]
         });
         self.init_tree(root, xor);
-        self.pending.insert(root, msg_id, Instant::now());
+        self.pending.insert(root, msg_id, clock::now());
     }
 
     /// Tells the root's acker a tree started, with the XOR of its first edges.
@@ -723,7 +725,7 @@ mod tests {
     #[test]
     fn timeout_fails_each_tree_once_and_late_outcomes_find_nothing() {
         let mut p = PendingTrees::default();
-        let t0 = Instant::now();
+        let t0 = clock::now();
         p.insert(1, 100, t0);
         p.insert(2, 200, t0 + Duration::from_secs(5));
         let timeout = Duration::from_secs(10);

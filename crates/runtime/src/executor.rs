@@ -11,6 +11,7 @@
 //! spout can never deadlock on full queues.
 
 use crate::catch_unwind::FutureExt;
+use crate::clock;
 use crate::collector::{Emitter, OutputCollector, SpoutOutputCollector, TaskStats};
 use crate::component::{Bolt, BoltEvent, ComponentResult, ExecuteNow, Spout, TopologyContext};
 use crate::failure::{BoltFailure, FailReason};
@@ -361,7 +362,7 @@ pub(crate) struct SpoutCheckpoints {
     sc: std::sync::Arc<StateContext>,
     /// Exactly once: where the positions are saved.
     store: Option<Box<dyn StateStore>>,
-    next_at: Instant,
+    next_at: clock::Instant,
     last_id: u64,
     /// The checkpoint in flight (one at a time).
     in_flight: Option<InFlight>,
@@ -374,7 +375,7 @@ struct InFlight {
     id: u64,
     /// Exactly once: the position saved with it.
     position: Option<serde_json::Value>,
-    sent: Instant,
+    sent: clock::Instant,
     /// The barrier's tree completed: every task below saved the checkpoint.
     saved: bool,
     /// Exactly once: the data trees emitted before the barrier that are still in flight. A
@@ -391,7 +392,7 @@ impl SpoutCheckpoints {
     pub(crate) fn new(sc: std::sync::Arc<StateContext>) -> Self {
         SpoutCheckpoints {
             last_id: sc.start_after(),
-            next_at: Instant::now() + sc.interval,
+            next_at: clock::now() + sc.interval,
             sc,
             store: None,
             in_flight: None,
@@ -442,7 +443,12 @@ impl SpoutCheckpoints {
     }
 
     /// Starts the next checkpoint if it is due and none is in flight.
-    fn maybe_start(&mut self, t: &mut SpoutTaskParts<'_>, now: Instant, timeout: Duration) {
+    fn maybe_start(
+        &mut self,
+        t: &mut SpoutTaskParts<'_>,
+        now: clock::Instant,
+        timeout: Duration,
+    ) {
         if let Some(f) = &self.in_flight {
             if now.duration_since(f.sent) < timeout {
                 return;
@@ -459,9 +465,7 @@ impl SpoutCheckpoints {
             self.last_id + 1
         } else {
             let ms = self.sc.interval.as_millis().max(1) as u64;
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let wall = clock::now_ms().max(0) as u64;
             (self.last_id + 1).max(wall / ms * ms)
         };
         let position = if self.sc.exactly_once {
@@ -647,7 +651,7 @@ pub(crate) async fn run_spouts(
     let mut active = false;
     let mut stash: Vec<Envelope> = Vec::new();
     let check_every = (settings.message_timeout / 4).min(Duration::from_secs(1));
-    let mut next_timeout_check = Instant::now() + check_every;
+    let mut next_timeout_check = clock::now() + check_every;
     let mut idle_since: Option<Instant> = None;
 
     loop {
@@ -675,10 +679,11 @@ pub(crate) async fn run_spouts(
         }
 
         let now = Instant::now();
-        if now >= next_timeout_check {
-            next_timeout_check = now + check_every;
+        let clock_now = clock::now();
+        if clock_now >= next_timeout_check {
+            next_timeout_check = clock_now + check_every;
             for t in &mut tasks {
-                let expired = t.collector.pending.expire(now, settings.message_timeout);
+                let expired = t.collector.pending.expire(clock_now, settings.message_timeout);
                 if expired.is_empty() {
                     continue;
                 }
@@ -706,7 +711,7 @@ pub(crate) async fn run_spouts(
             let (checkpoints, mut parts) = t.parts();
             if let Some(c) = checkpoints {
                 let before = c.last_id;
-                c.maybe_start(&mut parts, now, settings.message_timeout);
+                c.maybe_start(&mut parts, clock_now, settings.message_timeout);
                 if c.last_id != before {
                     // Send the barrier now, also when the spout is inactive or finished.
                     t.collector.em.outbox.flush();
@@ -834,7 +839,7 @@ async fn on_outcomes(tasks: &mut [SpoutTask], first_task: u32, env: Envelope) {
     let Payload::Outcomes(outcomes) = env.payload else {
         return;
     };
-    let now = Instant::now();
+    let now = clock::now();
     for o in outcomes {
         let (root, acked) = match &o {
             TreeOutcome::Acked { root } => (*root, true),

@@ -11,6 +11,7 @@
 
 mod acker;
 mod catch_unwind;
+mod clock;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod collector;

@@ -30,7 +30,7 @@ use crate::values;
 use async_trait::async_trait;
 use manager::{Length, Refused, Slide, WindowManager};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tempest_protocol::config::*;
 use watermark::{Mark, Watermarks};
 
@@ -317,11 +317,9 @@ pub trait WindowedBolt: Send + 'static {
     async fn cleanup(&mut self) {}
 }
 
-/// The time now, ms since the epoch.
+/// The time now on the runtime's clock, ms since the epoch.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::clock::now_ms()
 }
 
 /// A task's windows and watermark, made in `prepare`.
