@@ -12,13 +12,16 @@
 //! What the binary can do besides `local` (which it always can):
 //! - `cluster`: run as a worker of a cluster (`<binary> worker ...`, started by a supervisor);
 //! - `submit`: submit itself to Nimbus (`<binary> submit --nimbus URL`);
-//! - `ui`: serve the web UI and REST API in local mode (`<binary> local --ui PORT`).
+//! - `ui`: serve the web UI and REST API in local mode (`<binary> local --ui PORT`);
+//! - `testing` (off by default, for dev-dependencies): the `testing` module's harness.
 //!
 //! All are on by default; `default-features = false` gives a binary that only runs locally,
 //! with the fewest dependencies (see the README for what each costs).
 
 mod builder;
 pub mod entry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use async_trait::async_trait;
 pub use builder::{BoltDeclarer, Source, SpoutDeclarer, TopologyBuilder};

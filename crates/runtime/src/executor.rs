@@ -798,7 +798,10 @@ pub(crate) async fn run_spouts(
             tokio::task::yield_now().await;
             continue;
         }
-        let wait = if saturated {
+        // Finished spouts only wait for outcomes (which wake this up) and timeouts: no 1 ms
+        // polling, which under simulated time would also advance the clock 1 ms at a time.
+        let finished = tasks.iter().all(|t| t.spout.is_finished());
+        let wait = if saturated || finished {
             check_every
         } else {
             Duration::from_millis(1)

@@ -44,6 +44,20 @@ impl Topology {
         }
     }
 
+    /// Its spec and factories, as [`Topology::from_parts`] takes them (to swap or wrap a
+    /// component's factory, as `topology_api::testing` does).
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(
+        self,
+    ) -> (
+        TopologySpec,
+        HashMap<String, SpoutFactory>,
+        HashMap<String, BoltFactory>,
+        HashMap<String, CustomGroupingFactory>,
+    ) {
+        (self.spec, self.spouts, self.bolts, self.custom_groupings)
+    }
+
     /// The serializable description of this topology.
     pub fn spec(&self) -> &TopologySpec {
         &self.spec
