@@ -59,7 +59,8 @@ impl BasicBolt for Printer {
     }
 }
 
-fn main() -> ExitCode {
+/// The topology (its test, `tests/exclamation.rs`, mocks the spout).
+pub(crate) fn topology() -> Result<Topology, topology_api::validate::TopologyErrors> {
     let mut b = TopologyBuilder::new("exclamation");
     b.set_spout("word", || TestWordSpout(fastrand::Rng::new()), 1);
     b.set_basic_bolt("exclaim1", || Exclaim, 3)
@@ -69,7 +70,11 @@ fn main() -> ExitCode {
     b.set_basic_bolt("print", Printer::default, 1)
         .global_grouping("exclaim2")
         .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 1);
-    match b.build() {
+    b.build()
+}
+
+fn main() -> ExitCode {
+    match topology() {
         Ok(topology) => topology_api::entry::main(topology),
         Err(e) => {
             eprintln!("{e}");

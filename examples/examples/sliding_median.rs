@@ -120,7 +120,8 @@ impl BasicBolt for Print {
     }
 }
 
-fn main() -> ExitCode {
+/// The topology (its test, `tests/sliding_median.rs`, mocks the spout).
+pub(crate) fn topology() -> Result<Topology, topology_api::validate::TopologyErrors> {
     let mut b = TopologyBuilder::new("sliding-median");
     // Held tuples wait up to length + slide: the message timeout must cover that.
     b.config().set(TOPOLOGY_MESSAGE_TIMEOUT_SECS, 90);
@@ -142,7 +143,11 @@ fn main() -> ExitCode {
         .global_grouping("response-times");
     b.set_basic_bolt("print", || Print, 1)
         .global_grouping("percentiles");
-    match b.build() {
+    b.build()
+}
+
+fn main() -> ExitCode {
+    match topology() {
         Ok(t) => topology_api::entry::main(t),
         Err(e) => {
             eprintln!("{e}");

@@ -136,12 +136,12 @@ impl BasicBolt for Report {
     }
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
+/// The topology at `rate` sentences per second (its test, `tests/stateful_word_count.rs`,
+/// mocks the spout).
+pub(crate) fn topology(rate: f64) -> Result<Topology, topology_api::validate::TopologyErrors> {
     let mut b = TopologyBuilder::new("stateful-word-count");
     // Acks wait for the checkpoint that saves their counts: room for a second of sentences.
     b.config().set(TOPOLOGY_MAX_SPOUT_PENDING, 20_000);
-    let rate = args.rate;
     b.set_spout(
         "sentences",
         move || Sentences {
@@ -161,7 +161,12 @@ fn main() -> ExitCode {
     b.set_basic_bolt("report", Report::default, 1)
         .global_grouping("count")
         .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 3);
-    match b.build() {
+    b.build()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match topology(args.rate) {
         Ok(t) => match topology_api::entry::run(t, args.mode) {
             Ok(_) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,

@@ -143,11 +143,14 @@ impl BasicBolt for Print {
     }
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
+/// The topology at `rate` sentences per second, with windows or `plain` (its test,
+/// `tests/windowed_word_count.rs`, mocks the spout).
+pub(crate) fn topology(
+    rate: f64,
+    plain: bool,
+) -> Result<Topology, topology_api::validate::TopologyErrors> {
     let mut b = TopologyBuilder::new("windowed-word-count");
     b.config().set(TOPOLOGY_MESSAGE_TIMEOUT_SECS, 60);
-    let rate = args.rate;
     b.set_spout(
         "sentences",
         move || StampedSentences {
@@ -166,7 +169,7 @@ fn main() -> ExitCode {
         .with_lag(Duration::from_secs(2))
         .with_late_tuple_stream("late")
         .with_max_tuples(1_000_000);
-    if args.plain {
+    if plain {
         b.set_basic_bolt("count", tempest_examples::WordCount::default, 1)
             .global_grouping("split");
     } else {
@@ -176,7 +179,12 @@ fn main() -> ExitCode {
             .global_grouping("top-words")
             .global_grouping(("top-words", "late"));
     }
-    match b.build() {
+    b.build()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match topology(args.rate, args.plain) {
         Ok(t) => {
             if topology_api::entry::run(t, args.mode).is_err() {
                 return ExitCode::FAILURE;

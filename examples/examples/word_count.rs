@@ -48,7 +48,8 @@ impl Bolt for Report {
     }
 }
 
-fn main() -> ExitCode {
+/// The topology (its test, `tests/word_count.rs`, mocks the spout).
+pub(crate) fn topology() -> Result<Topology, topology_api::validate::TopologyErrors> {
     let mut b = TopologyBuilder::new("word-count");
     b.set_spout("sentences", || RandomSentenceSpout::new(true), 1);
     b.set_basic_bolt("split", || SplitSentence, 2)
@@ -66,7 +67,11 @@ fn main() -> ExitCode {
     )
     .global_grouping("count")
     .add_config(TOPOLOGY_TICK_TUPLE_FREQ_SECS, 3);
-    match b.build() {
+    b.build()
+}
+
+fn main() -> ExitCode {
+    match topology() {
         Ok(topology) => topology_api::entry::main(topology),
         Err(e) => {
             eprintln!("{e}");

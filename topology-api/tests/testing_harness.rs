@@ -105,7 +105,12 @@ async fn mocked_sources_complete_and_every_component_s_emits_come_back() {
     .unwrap();
     same_multiset(
         done.emitted("split"),
-        &[values!["the"], values!["cow"], values!["the"], values!["dog"]],
+        &[
+            values!["the"],
+            values!["cow"],
+            values!["the"],
+            values!["dog"],
+        ],
     )
     .unwrap();
     same_multiset(
@@ -201,9 +206,16 @@ fn a_30_s_message_timeout_passes_in_simulated_time() {
             }
         )]
     );
-    assert!(simulated_for >= Duration::from_secs(30), "{simulated_for:?}");
+    assert!(
+        simulated_for >= Duration::from_secs(30),
+        "{simulated_for:?}"
+    );
     assert!(simulated_for < Duration::from_secs(35), "{simulated_for:?}");
-    assert!(real.elapsed() < Duration::from_secs(10), "{:?}", real.elapsed());
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        real.elapsed()
+    );
 }
 
 /// Emits the number of tuples in each window.
@@ -242,8 +254,15 @@ fn a_60_s_sliding_window_slides_through_simulated_minutes() {
     assert_eq!(done.acked("input").len(), 5);
     // Windows end at multiples of the slide: the last one covering the tuples ends 50 to 60 s
     // after they arrived.
-    assert!(simulated_for >= Duration::from_secs(50), "{simulated_for:?}");
-    assert!(real.elapsed() < Duration::from_secs(10), "{:?}", real.elapsed());
+    assert!(
+        simulated_for >= Duration::from_secs(50),
+        "{simulated_for:?}"
+    );
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        real.elapsed()
+    );
 }
 
 #[test]

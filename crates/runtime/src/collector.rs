@@ -2,8 +2,8 @@
 //! executor's [`Outbox`]; the executor sends full batches between callbacks and flushes partial
 //! ones when its input runs dry, so the user-visible model stays one tuple at a time.
 
-use crate::failure::{BoltFailure, FailReason};
 use crate::clock;
+use crate::failure::{BoltFailure, FailReason};
 use crate::grouping::{Router, Targets};
 use crate::metrics::{task_error, Latencies, MetricsBoard, PUBLISH_EVERY};
 use crate::transfer::AckerMsg;

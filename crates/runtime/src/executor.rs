@@ -443,12 +443,7 @@ impl SpoutCheckpoints {
     }
 
     /// Starts the next checkpoint if it is due and none is in flight.
-    fn maybe_start(
-        &mut self,
-        t: &mut SpoutTaskParts<'_>,
-        now: clock::Instant,
-        timeout: Duration,
-    ) {
+    fn maybe_start(&mut self, t: &mut SpoutTaskParts<'_>, now: clock::Instant, timeout: Duration) {
         if let Some(f) = &self.in_flight {
             if now.duration_since(f.sent) < timeout {
                 return;
@@ -683,7 +678,10 @@ pub(crate) async fn run_spouts(
         if clock_now >= next_timeout_check {
             next_timeout_check = clock_now + check_every;
             for t in &mut tasks {
-                let expired = t.collector.pending.expire(clock_now, settings.message_timeout);
+                let expired = t
+                    .collector
+                    .pending
+                    .expire(clock_now, settings.message_timeout);
                 if expired.is_empty() {
                     continue;
                 }

@@ -172,7 +172,10 @@ impl BoltTester {
 
     /// Executes `inputs` (on the default input stream) until each input's tree completed or
     /// failed.
-    pub async fn run(self, inputs: impl IntoIterator<Item = Values>) -> Result<Completed, TestError> {
+    pub async fn run(
+        self,
+        inputs: impl IntoIterator<Item = Values>,
+    ) -> Result<Completed, TestError> {
         let mut sources = MockedSources::new();
         sources.add(INPUT, inputs);
         self.run_sources(sources).await

@@ -62,7 +62,11 @@ impl Capture {
             input.source_stream().to_string(),
         );
         let values: Values = input.values().iter().cloned().collect();
-        lock(&self.sink).by_stream.entry(key).or_default().push(values);
+        lock(&self.sink)
+            .by_stream
+            .entry(key)
+            .or_default()
+            .push(values);
         collector.ack(input);
     }
 }

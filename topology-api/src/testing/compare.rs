@@ -73,7 +73,9 @@ mod tests {
         assert!(e.contains("tuple 1 differs"), "{e}");
         let e = same_multiset(&a[..2], &shuffled).unwrap_err();
         assert!(e.contains("missing [[Str(\"a\"), I64(1)]]"), "{e}");
-        assert!(same_in_order(&a[..2], &a).unwrap_err().contains("got 2 tuples, expected 3"));
+        assert!(same_in_order(&a[..2], &a)
+            .unwrap_err()
+            .contains("got 2 tuples, expected 3"));
         assert!(same_multiset(&a, &a[..2]).unwrap_err().contains("extra"));
     }
 }

@@ -166,7 +166,11 @@ impl Bolt for Faulty {
     async fn checkpoint(&mut self, id: u64, collector: &mut OutputCollector) -> ComponentResult {
         self.inner.checkpoint(id, collector).await
     }
-    async fn event(&mut self, event: BoltEvent, collector: &mut OutputCollector) -> ComponentResult {
+    async fn event(
+        &mut self,
+        event: BoltEvent,
+        collector: &mut OutputCollector,
+    ) -> ComponentResult {
         self.inner.event(event, collector).await
     }
 }

@@ -24,11 +24,7 @@ impl MockedSources {
     }
 
     /// Spout `spout` emits `tuples` on its default stream (after what was added before).
-    pub fn add(
-        &mut self,
-        spout: &str,
-        tuples: impl IntoIterator<Item = Values>,
-    ) -> &mut Self {
+    pub fn add(&mut self, spout: &str, tuples: impl IntoIterator<Item = Values>) -> &mut Self {
         self.add_to(spout, DEFAULT_STREAM, tuples)
     }
 
@@ -129,7 +125,10 @@ impl Spout for MockSpout {
     }
     async fn open(&mut self, ctx: &TopologyContext) -> ComponentResult {
         let tasks = ctx.component_tasks();
-        let (k, i) = ((tasks.end - tasks.start) as usize, ctx.task_index() as usize);
+        let (k, i) = (
+            (tasks.end - tasks.start) as usize,
+            ctx.task_index() as usize,
+        );
         self.queue = (0..self.tuples.len()).filter(|n| n % k == i).collect();
         for &n in &self.queue {
             let stream = &self.tuples[n].0;

@@ -219,6 +219,48 @@ impl TrackedTopology {
         })
     }
 
+    /// Starts `topology` with the spouts named in `spouts` replaced by feeders (declaring
+    /// the spouts' streams), returned by spout id; see [`start`](Self::start).
+    pub fn start_fed(
+        topology: &Topology,
+        spouts: &[&str],
+    ) -> Result<(Self, BTreeMap<String, Feeder>), TestError> {
+        let (spec, mut factories, bolts, groupings) = topology.clone().into_parts();
+        let mut feeders = BTreeMap::new();
+        for id in spouts {
+            let Some(c) = spec
+                .component(id)
+                .filter(|c| c.kind == tempest_protocol::spec::ComponentKind::Spout)
+            else {
+                return Err(TestError::Harness(format!(
+                    "cannot feed spout {id:?}: the topology has no such spout"
+                )));
+            };
+            let feeder = Feeder {
+                shared: Arc::new(Shared {
+                    streams: c
+                        .streams
+                        .iter()
+                        .filter(|(_, s)| !s.direct)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    state: Mutex::default(),
+                    changed: Notify::new(),
+                }),
+            };
+            let spout = feeder.spout();
+            factories.insert(
+                id.to_string(),
+                Arc::new(move || Box::new(spout()) as Box<dyn Spout>),
+            );
+            feeders.insert(id.to_string(), feeder);
+        }
+        let topology = Topology::from_parts(spec, factories, bolts, groupings);
+        let all: Vec<&Feeder> = feeders.values().collect();
+        let tracked = Self::start(&topology, &all)?;
+        Ok((tracked, feeders))
+    }
+
     /// Waits until every feeder is idle: every tuple fed was emitted and its tree completed
     /// or failed (so every tuple anchored to it was captured). `within` is on the runtime's
     /// clock. Tuples emitted unanchored are not tracked and may still be on their way.
@@ -259,9 +301,7 @@ impl TrackedTopology {
 
     /// What `component` emitted on its default stream so far.
     pub fn emitted(&self, component: &str) -> Vec<Values> {
-        lock(&self.sink)
-            .on(component, DEFAULT_STREAM)
-            .to_vec()
+        lock(&self.sink).on(component, DEFAULT_STREAM).to_vec()
     }
 
     /// Finishes the feeders, waits (`within`, on the runtime's clock) for the topology to
@@ -281,7 +321,7 @@ impl TrackedTopology {
                 return Err(TestError::Deadline {
                     topology: self.name.clone(),
                     deadline: within,
-                })
+                });
             }
         };
         let captured = lock(&self.sink).clone();
