@@ -502,6 +502,7 @@ mod tests {
                         late: 0,
                         lag: Vec::new(),
                         checkpoint: None,
+                        failures: Default::default(),
                         errors: vec![
                             TaskError {
                                 time_secs: 2,

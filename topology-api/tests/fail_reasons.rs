@@ -146,8 +146,8 @@ async fn the_spout_learns_who_failed_each_tree_and_why_and_counts_it() {
         .shuffle_grouping("plain");
     b.set_bolt("sink", || Sink, 1).shuffle_grouping("judge");
     let topology = b.build().expect("a valid topology");
-    let judge_tasks = topology_api::spec::TaskLayout::of(&topology.spec()).tasks("judge");
-    let sink_task = topology_api::spec::TaskLayout::of(&topology.spec())
+    let judge_tasks = topology_api::spec::TaskLayout::of(topology.spec()).tasks("judge");
+    let sink_task = topology_api::spec::TaskLayout::of(topology.spec())
         .tasks("sink")
         .start;
 
