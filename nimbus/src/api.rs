@@ -2,13 +2,16 @@
 //! control-plane handlers. The monitoring routes are tempest-monitor's [`http::routes`], answered
 //! by [`Cluster`]'s `Monitor` impl. Handlers only decode requests and encode answers; the work is
 //! done by [`Cluster`]. Every error answer is a JSON `ErrorBody`, including those for bad paths,
-//! queries, bodies and methods.
+//! queries, bodies and methods. A follower (HA with etcd) serves only artifact downloads,
+//! `GET /api/v1/leader` and `GET /health`, and answers everything else with the 503 of
+//! [`Leadership::refusal`](crate::leadership::Leadership::refusal).
 
 use crate::artifacts::Stored;
 use crate::cluster::Cluster;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -35,13 +38,20 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Rou
         .route("/api/v1/topology/{name}/assignment", get(assignment))
         .route("/api/v1/supervisor/heartbeat", post(supervisor_heartbeat))
         .route("/api/v1/worker/heartbeat", post(worker_heartbeat))
+        .route("/api/v1/leader", get(leader))
         .with_state(cluster.clone());
     let routes = control
-        .merge(http::routes(cluster))
+        .merge(http::routes(cluster.clone()))
         .fallback(http::no_such_endpoint)
-        .method_not_allowed_fallback(http::method_not_allowed);
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(middleware::from_fn_with_state(cluster.clone(), leader_gate));
     let routes = tempest_server::secret::require(routes, secret);
-    let routes = routes.merge(tempest_monitor::ui_routes());
+    let health = Router::new()
+        .route("/health", get(health))
+        .with_state(cluster);
+    let routes = routes
+        .merge(health)
+        .merge(tempest_monitor::ui_routes());
     routes
         .layer(axum::middleware::from_fn(
             tempest_monitor::storm::conventions,
@@ -81,6 +91,40 @@ async fn read_only(req: axum::extract::Request, next: axum::middleware::Next) ->
         ),
     )
     .into_response()
+/// What a follower serves: binaries, who leads, health.
+fn followers_serve(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && (path.starts_with("/api/v1/artifacts/") || path == "/api/v1/leader")
+}
+
+/// Lets a request through only on the leader (but for what followers serve); a leader that
+/// lost the lead while answering (a fenced write: 503) answers as a follower.
+async fn leader_gate(State(cluster): Shared, req: Request, next: Next) -> Response {
+    let leadership = &cluster.leadership;
+    if followers_serve(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    if !leadership.is_leader() {
+        return leadership.refusal();
+    }
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        return leadership.refusal();
+    }
+    resp
+}
+
+async fn leader(State(cluster): Shared) -> Json<crate::leadership::LeaderAnswer> {
+    Json(cluster.leadership.answer().await)
+}
+
+async fn health(State(cluster): Shared) -> Json<serde_json::Value> {
+    let leadership = &cluster.leadership;
+    Json(serde_json::json!({
+        "status": "ok",
+        "is_leader": leadership.is_leader(),
+        "leader": leadership.leader().map(|l| l.url),
+    }))
 }
 
 async fn upload_artifact(
@@ -97,6 +141,7 @@ async fn upload_artifact(
         Stored::Created => StatusCode::CREATED,
         Stored::Existed => StatusCode::OK,
     };
+    cluster.artifact_stored.notify_one();
     Ok((status, Json(serde_json::json!({ "sha256": sha }))).into_response())
 }
 

@@ -214,6 +214,27 @@ impl ArtifactStore {
         Ok((file, len))
     }
 
+    /// The shas of every stored artifact.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) async fn list(&self) -> Result<Vec<String>, ArtifactError> {
+        let mut out = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.dir)
+            .await
+            .map_err(io_error(format!("cannot list {}", self.dir.display())))?;
+        while let Some(e) = entries
+            .next_entry()
+            .await
+            .map_err(io_error(format!("cannot list {}", self.dir.display())))?
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if check_sha256(&name).is_ok() {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The directory.
     #[cfg(test)]
     pub(crate) fn dir(&self) -> &Path {

@@ -10,16 +10,21 @@ use crate::clock::Clock;
 use crate::config::NimbusConfig;
 use crate::error::NimbusError;
 use crate::heartbeat::{check_supervisor_heartbeat, Heartbeats, Timeouts};
+use crate::leadership::{Leadership, NimbusHost, Takeover};
 use crate::log_proxy::LogProxy;
 use crate::reconcile;
 use crate::scheduler;
 use crate::state::{self, TopologyRecord};
-use crate::store::{Changes, Durable, Store, StoreError};
+use crate::store::{Changes, ClusterStore, Durable, StoreError};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempest_monitor::http::ApiError;
 use tempest_monitor::MetricsHistory;
+use tempest_protocol::config::{
+    TOPOLOGY_MAX_REPLICATION_WAIT_TIME_SEC, TOPOLOGY_MIN_REPLICATION_COUNT,
+};
 use tempest_protocol::control::stats::pretty_duration;
 use tempest_protocol::control::{
     ActionResponse, Assignment, SubmitRequest, SupervisorAssignments, SupervisorHeartbeat,
@@ -27,7 +32,7 @@ use tempest_protocol::control::{
 };
 use tempest_protocol::names::check_topology_name;
 use tempest_protocol::spec::TaskLayout;
-use tokio::sync::RwLock;
+use tokio::sync::{Notify, RwLock, RwLockWriteGuard};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -74,9 +79,20 @@ fn checked_name(name: &str) -> Result<(), ApiError> {
 
 /// Nimbus: its state and what can be done with it.
 pub(crate) struct Cluster {
-    store: Arc<Store>,
-    pub(crate) artifacts: ArtifactStore,
+    store: Arc<dyn ClusterStore>,
+    pub(crate) artifacts: Arc<ArtifactStore>,
+    /// Signalled when an upload stored a binary (the replication registers it).
+    pub(crate) artifact_stored: Arc<Notify>,
+    /// Whether this Nimbus leads, and who does.
+    pub(crate) leadership: Arc<Leadership>,
+    /// `started` is this process's start (its uptime).
     timeouts: Timeouts,
+    /// When this Nimbus last began to lead: nothing is declared dead before a timeout has
+    /// passed since (heartbeats went to the old leader until then).
+    led_since: Mutex<Instant>,
+    /// A write failed in a way that leaves unknown whether it happened: reload before the
+    /// next change.
+    stale: AtomicBool,
     core: RwLock<Core>,
     heartbeats: Mutex<Heartbeats>,
     /// Stamps the metrics history.
@@ -92,41 +108,35 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Opens the data dir: the artifact store and the state store, loaded. Metrics are
-    /// stamped with `clock`.
-    pub(crate) async fn open(config: &NimbusConfig, clock: Clock) -> Result<Self, NimbusError> {
-        let dir = config.data_dir.clone();
-        let io = |path: &std::path::Path| {
-            let path = path.to_path_buf();
-            move |source| NimbusError::Io { path, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let artifacts_dir = dir.join("artifacts");
-        let artifacts = ArtifactStore::open(artifacts_dir.clone(), config.max_upload_mb)
-            .map_err(io(&artifacts_dir))?;
-        let db_path = dir.join("nimbus.redb");
-        let (store, durable) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&db_path)?;
-            let durable = store.load()?;
-            Ok::<_, StoreError>((store, durable))
-        })
-        .await
-        .map_err(|e| NimbusError::Crashed("opening the state store", e.to_string()))?
-        .map_err(|e| NimbusError::Store(e.to_string()))?;
-        tracing::info!(
-            store = %store.path().display(),
-            topologies = durable.topologies.len(),
-            assignments = durable.assignments.len(),
-            "state loaded"
-        );
+    /// Opens the artifact store in the data dir; the state is `durable`, kept in `store`
+    /// (loaded again whenever this Nimbus takes the lead). Metrics are stamped with `clock`.
+    pub(crate) fn open(
+        config: &NimbusConfig,
+        clock: Clock,
+        store: Arc<dyn ClusterStore>,
+        durable: Durable,
+        leadership: Arc<Leadership>,
+    ) -> Result<Self, NimbusError> {
+        let artifacts_dir = config.data_dir.join("artifacts");
+        let artifacts = ArtifactStore::open(artifacts_dir.clone(), config.max_upload_mb).map_err(
+            |source| NimbusError::Io {
+                path: artifacts_dir,
+                source,
+            },
+        )?;
+        let now = Instant::now();
         Ok(Cluster {
-            store: Arc::new(store),
-            artifacts,
+            store,
+            artifacts: Arc::new(artifacts),
+            artifact_stored: Arc::new(Notify::new()),
+            leadership,
             timeouts: Timeouts {
-                started: Instant::now(),
+                started: now,
                 supervisor: Duration::from_secs(config.supervisor_timeout_secs),
                 worker: Duration::from_secs(config.worker_timeout_secs),
             },
+            led_since: Mutex::new(now),
+            stale: AtomicBool::new(false),
             core: RwLock::new(Core {
                 durable,
                 assigned_at: HashMap::new(),
@@ -139,6 +149,32 @@ impl Cluster {
             log_proxy: LogProxy::new(config.secret.clone())
                 .map_err(|e| NimbusError::Crashed("the log proxy's HTTP client", e))?,
         })
+    }
+
+    /// The liveness clocks: the grace counts from when this Nimbus began to lead.
+    pub(crate) fn liveness(&self) -> Timeouts {
+        let led_since = *self.led_since.lock().unwrap_or_else(|e| e.into_inner());
+        Timeouts {
+            started: self.timeouts.started.max(led_since),
+            ..self.timeouts
+        }
+    }
+
+    /// Every Nimbus of the cluster with its status, for Storm's `/api/v1/nimbus/summary`
+    /// (the monitoring API's; `GET /api/v1/leader` answers the same list).
+    pub(crate) async fn nimbus_hosts(&self) -> Vec<NimbusHost> {
+        self.leadership.nimbus_hosts().await
+    }
+
+    /// The state for a change: reloaded first if a failed write left it in doubt.
+    async fn core_mut(&self) -> Result<RwLockWriteGuard<'_, Core>, StoreError> {
+        let mut core = self.core.write().await;
+        if self.stale.load(Ordering::SeqCst) {
+            core.durable = self.store.load().await?;
+            self.stale.store(false, Ordering::SeqCst);
+            tracing::info!("state reloaded after a failed write");
+        }
+        Ok(core)
     }
 
     fn heartbeats(&self) -> MutexGuard<'_, Heartbeats> {
@@ -159,13 +195,15 @@ impl Cluster {
         if changes.is_empty() {
             return Ok(());
         }
-        let store = self.store.clone();
-        let changes = tokio::task::spawn_blocking(move || store.commit(&changes).map(|()| changes))
-            .await
-            .map_err(|e| StoreError::Interrupted {
-                path: self.store.path().to_path_buf(),
-                reason: e.to_string(),
-            })??;
+        let changes = match self.store.commit(changes).await {
+            Ok(changes) => changes,
+            Err(e) => {
+                if matches!(e, StoreError::Etcd { .. } | StoreError::Interrupted { .. }) {
+                    self.stale.store(true, Ordering::SeqCst);
+                }
+                return Err(e);
+            }
+        };
         let now = Instant::now();
         for (name, a) in &changes.assignments {
             match a {
@@ -179,9 +217,12 @@ impl Cluster {
 
     /// One scheduler round (see `reconcile`): commits what it decides.
     pub(crate) async fn reconcile(&self) -> Result<(), StoreError> {
-        let mut core = self.core.write().await;
+        if !self.leadership.is_leader() {
+            return Ok(());
+        }
+        let mut core = self.core_mut().await?;
         let now = Instant::now();
-        let t = &self.timeouts;
+        let t = &self.liveness();
         let (free, dead) = {
             let hb = self.heartbeats();
             let free = hb.free_slots(&core.used_slots(), now, t);
@@ -204,7 +245,16 @@ impl Cluster {
         };
         let rollbacks =
             std::mem::take(&mut *self.rollbacks.lock().unwrap_or_else(|e| e.into_inner()));
-        let round = reconcile::plan(&core.durable, free, &dead, &rollbacks, now_ms());
+        let waiting = self.replication_waits(&core.durable, now_ms()).await;
+        let round = reconcile::plan(
+            &core.durable,
+            free,
+            &dead,
+            &rollbacks,
+            &waiting,
+            self.store.max_topologies_per_commit(),
+            now_ms(),
+        );
         if !round.changes.is_empty() {
             self.commit(&mut core, round.changes).await?;
             for e in &round.events {
@@ -220,6 +270,56 @@ impl Cluster {
         self.metrics()
             .retain(|t| core.durable.topologies.contains_key(t));
         Ok(())
+    }
+
+    /// The new topologies whose binary is not yet on `topology.min.replication.count` Nimbus
+    /// hosts and whose `topology.max.replication.wait.time.sec` has not passed, with what
+    /// they wait for.
+    async fn replication_waits(&self, durable: &Durable, now_ms: u64) -> HashMap<String, String> {
+        let mut waits = HashMap::new();
+        let new = durable.topologies.values().filter(|r| {
+            r.state == TopologyState::Pending
+                && r.deadline.is_none()
+                && !durable.assignments.contains_key(&r.name)
+        });
+        for rec in new {
+            let min = rec
+                .spec
+                .config
+                .u64_or(TOPOLOGY_MIN_REPLICATION_COUNT, 1)
+                .unwrap_or(1);
+            if min <= 1 {
+                continue;
+            }
+            let wait = rec
+                .spec
+                .config
+                .f64_or(TOPOLOGY_MAX_REPLICATION_WAIT_TIME_SEC, 60.0)
+                .unwrap_or(60.0);
+            if wait >= 0.0 && now_ms >= rec.submitted_ms.saturating_add((wait * 1000.0) as u64) {
+                continue;
+            }
+            let have = match self.store.replicas(&rec.artifact).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(topology = %rec.name, "cannot count its binary's holders: {e}");
+                    0
+                }
+            };
+            if have as u64 >= min {
+                continue;
+            }
+            let until = if wait >= 0.0 {
+                format!("scheduled anyway {wait} s after its submission")
+            } else {
+                "waits for it: topology.max.replication.wait.time.sec is -1".to_string()
+            };
+            waits.insert(
+                rec.name.clone(),
+                format!("waiting for its binary on {min} Nimbus hosts ({have} so far; {until})"),
+            );
+        }
+        waits
     }
 
     /// Runs a round every second until cancelled.
@@ -274,7 +374,7 @@ impl Cluster {
             )));
         }
         {
-            let mut core = self.core.write().await;
+            let mut core = self.core_mut().await?;
             if let Some(live) = core.durable.topologies.get(&name) {
                 return Err(ApiError::conflict(format!(
                     "a topology named {name:?} is already live ({}); kill it first or choose another name",
@@ -400,7 +500,7 @@ impl Cluster {
         change: impl FnOnce(&mut TopologyRecord, u64) -> Result<String, state::StateError>,
     ) -> Result<ActionResponse, ApiError> {
         checked_name(name)?;
-        let mut core = self.core.write().await;
+        let mut core = self.core_mut().await?;
         let before = core.record(name)?;
         let mut rec = before.clone();
         let message = change(&mut rec, now_ms())?;
@@ -427,14 +527,15 @@ impl Cluster {
         let changed = {
             let mut heartbeats = self.heartbeats();
             let now = Instant::now();
-            if let Some((other, port)) = heartbeats.address_taken(&hb, now, &self.timeouts) {
+            let t = self.liveness();
+            if let Some((other, port)) = heartbeats.address_taken(&hb, now, &t) {
                 return Err(ApiError::conflict(format!(
                     "supervisor {id:?} offers {}:{port}, which live supervisor {other:?} offers \
                      too; give each supervisor on a host its own slot ports",
                     hb.host
                 )));
             }
-            heartbeats.record_supervisor(hb, now, &self.timeouts)
+            heartbeats.record_supervisor(hb, now, &t)
         };
         if changed {
             self.reconcile_now().await;
@@ -509,5 +610,36 @@ impl Cluster {
             });
         }
         Ok(directive)
+    }
+}
+
+#[async_trait::async_trait]
+impl Takeover for Cluster {
+    async fn take_over(&self) -> Result<(), StoreError> {
+        let durable = self.store.load().await?;
+        let mut core = self.core.write().await;
+        tracing::info!(
+            store = %self.store.describe(),
+            topologies = durable.topologies.len(),
+            assignments = durable.assignments.len(),
+            "taking the lead: state loaded; no supervisor or worker is declared dead before \
+             its timeout has passed from now"
+        );
+        core.durable = durable;
+        core.assigned_at.clear();
+        self.stale.store(false, Ordering::SeqCst);
+        *self.heartbeats() = Heartbeats::default();
+        *self.led_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.rollbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(())
+    }
+
+    async fn step_down(&self) {
+        // Wait for a change in progress to end; none starts, as the role says follower.
+        let _core = self.core.write().await;
+        tracing::info!("following: this Nimbus no longer schedules nor takes changes");
     }
 }

@@ -39,6 +39,32 @@ pub struct NimbusConfig {
     /// other method is refused there (changes need the secret on `listen`). Off by default;
     /// Storm's UI port is `0.0.0.0:8080`.
     pub ui_listen: Option<SocketAddr>,
+    /// Where the cluster state lives: `embedded` (a redb file in the data dir; one Nimbus) or
+    /// `etcd` (several Nimbus hosts, one leader; needs a nimbus built with the cargo feature
+    /// `etcd`). Default `embedded`.
+    pub store: StoreKind,
+    /// etcd client URLs (`http://host:2379`), with `store = "etcd"`. Default none.
+    pub etcd_endpoints: Vec<String>,
+    /// Names this cluster's keys in etcd (`/tempest/<cluster_name>/`), so clusters can share
+    /// an etcd. Default `tempest`.
+    pub cluster_name: String,
+    /// TTL of this Nimbus's etcd lease, in seconds: a leader that dies is replaced within about
+    /// this long, and one that cannot renew it steps down before it runs out. Default 5.
+    pub leader_lease_secs: u64,
+    /// The URL clients use to reach this Nimbus (given to them by the others as the leader's
+    /// URL). Default `http://<listen>`; required with etcd when `listen` is 0.0.0.0 or [::].
+    pub advertise_url: Option<String>,
+}
+
+/// Where Nimbus keeps the cluster state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A redb file in the data dir: one Nimbus (the quick start).
+    #[default]
+    Embedded,
+    /// etcd: several Nimbus hosts, one leader elected with an etcd lease.
+    Etcd,
 }
 
 impl Default for NimbusConfig {
@@ -51,6 +77,11 @@ impl Default for NimbusConfig {
             max_upload_mb: 512,
             secret: None,
             ui_listen: None,
+            store: StoreKind::Embedded,
+            etcd_endpoints: Vec::new(),
+            cluster_name: "tempest".into(),
+            leader_lease_secs: 5,
+            advertise_url: None,
         }
     }
 }
@@ -65,6 +96,11 @@ impl fmt::Debug for NimbusConfig {
             .field("max_upload_mb", &self.max_upload_mb)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("ui_listen", &self.ui_listen)
+            .field("store", &self.store)
+            .field("etcd_endpoints", &self.etcd_endpoints)
+            .field("cluster_name", &self.cluster_name)
+            .field("leader_lease_secs", &self.leader_lease_secs)
+            .field("advertise_url", &self.advertise_url)
             .finish()
     }
 }
@@ -116,7 +152,97 @@ impl NimbusConfig {
                 self.max_upload_mb
             )));
         }
-        Ok(())
+        self.validate_store()
+    }
+
+    /// Checks the store keys go together.
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        match self.store {
+            StoreKind::Embedded => {
+                if !self.etcd_endpoints.is_empty() {
+                    return invalid(format!(
+                        "etcd_endpoints is set ({}) but store is \"embedded\"; set store = \"etcd\" to keep the state in etcd, or remove etcd_endpoints",
+                        self.etcd_endpoints.join(",")
+                    ));
+                }
+                Ok(())
+            }
+            StoreKind::Etcd => {
+                if !cfg!(feature = "etcd") {
+                    return invalid(
+                        "store = \"etcd\" needs a nimbus built with the cargo feature `etcd` \
+                         (cargo build -p nimbus --features etcd; it needs protoc); this one was \
+                         built without it"
+                            .into(),
+                    );
+                }
+                if self.etcd_endpoints.is_empty() {
+                    return invalid(
+                        "store = \"etcd\" needs etcd_endpoints (e.g. [\"http://127.0.0.1:2379\"])"
+                            .into(),
+                    );
+                }
+                for e in &self.etcd_endpoints {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
+                        return invalid(format!(
+                            "etcd endpoint {e:?} is not a URL such as http://127.0.0.1:2379"
+                        ));
+                    }
+                }
+                let name_ok = !self.cluster_name.is_empty()
+                    && self.cluster_name.len() <= 64
+                    && self
+                        .cluster_name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                if !name_ok {
+                    return invalid(format!(
+                        "cluster_name {:?} is not allowed: use 1-64 characters of A-Z a-z 0-9 . _ -",
+                        self.cluster_name
+                    ));
+                }
+                if !(2..=3600).contains(&self.leader_lease_secs) {
+                    return invalid(format!(
+                        "leader_lease_secs {} is out of range: etcd leases last 2 to 3600 s",
+                        self.leader_lease_secs
+                    ));
+                }
+                if self.advertise_url.is_none() && self.listen.ip().is_unspecified() {
+                    return invalid(format!(
+                        "listen is {}, which other hosts cannot dial: set advertise_url (the URL clients use to reach this Nimbus) with store = \"etcd\"",
+                        self.listen
+                    ));
+                }
+                let url = self.advertised();
+                let authority = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))
+                    .map(|rest| rest.trim_end_matches('/'));
+                match authority {
+                    Some(a) if !a.is_empty() && !a.contains('/') && !a.contains(char::is_whitespace) => Ok(()),
+                    _ => invalid(format!(
+                        "advertise_url {url:?} is not a base URL such as http://nimbus-1:6627"
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The URL clients reach this Nimbus at: `advertise_url`, else `http://<listen>`.
+    pub fn advertised(&self) -> String {
+        match &self.advertise_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// This Nimbus's id among the Nimbus hosts: the host and port of its advertised URL.
+    pub fn nimbus_id(&self) -> String {
+        let url = self.advertised();
+        url.split_once("://")
+            .map_or(url.as_str(), |(_, rest)| rest)
+            .to_string()
     }
 
     /// The upload limit in bytes.
@@ -177,6 +303,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen"), "{e}");
+    }
+
+    #[test]
+    fn store_keys_are_checked_together() {
+        let etcd = NimbusConfig {
+            store: StoreKind::Etcd,
+            ..NimbusConfig::default()
+        };
+        let e = etcd.validate().unwrap_err().to_string();
+        if cfg!(feature = "etcd") {
+            assert!(e.contains("etcd_endpoints"), "{e}");
+        } else {
+            assert!(e.contains("feature `etcd`"), "{e}");
+        }
+        let stray = NimbusConfig {
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            ..NimbusConfig::default()
+        };
+        let e = stray.validate().unwrap_err().to_string();
+        assert!(e.contains("store is \"embedded\""), "{e}");
+        let c = NimbusConfig::default();
+        assert_eq!(c.advertised(), "http://127.0.0.1:6627");
+        assert_eq!(c.nimbus_id(), "127.0.0.1:6627");
+    }
+
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn etcd_needs_an_advertised_url_and_a_usable_lease() {
+        let base = NimbusConfig {
+            store: StoreKind::Etcd,
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            ..NimbusConfig::default()
+        };
+        assert!(base.validate().is_ok());
+        let wild = NimbusConfig {
+            listen: "0.0.0.0:6627".parse().unwrap(),
+            ..base.clone()
+        };
+        let e = wild.validate().unwrap_err().to_string();
+        assert!(e.contains("advertise_url"), "{e}");
+        let short = NimbusConfig {
+            leader_lease_secs: 1,
+            ..base.clone()
+        };
+        let e = short.validate().unwrap_err().to_string();
+        assert!(e.contains("leader_lease_secs 1"), "{e}");
+        let bad = NimbusConfig {
+            cluster_name: "a/b".into(),
+            ..base
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("a/b"));
     }
 
     #[test]

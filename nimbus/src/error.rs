@@ -32,9 +32,18 @@ pub enum NimbusError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(format!(
-            "could not save the change; nothing was changed: {e}"
-        ))
+        match e {
+            // The API's leader gate turns it into the follower's 503 naming the leader.
+            crate::store::StoreError::NotLeader { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            crate::store::StoreError::Etcd { .. } => ApiError::internal(
+                format!("could not save the change (it may or may not have been written; check before trying again): {e}"),
+            ),
+            _ => ApiError::internal(format!(
+                "could not save the change; nothing was changed: {e}"
+            )),
+        }
     }
 }
 

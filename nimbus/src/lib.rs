@@ -1,8 +1,10 @@
 //! # nimbus: the Tempest master daemon
 //!
 //! Serves the control-plane HTTP API (`docs/design/control-plane.md`): stores topology binaries
-//! by sha256, keeps topologies and assignments in an embedded durable store, tracks supervisor
-//! and worker heartbeats, and schedules topologies onto the supervisors' slots. It also serves
+//! by sha256, keeps topologies and assignments in a durable store (embedded by default; in etcd
+//! with several Nimbus hosts and one elected leader under the `etcd` feature,
+//! `docs/design/nimbus-ha.md`), tracks supervisor and worker heartbeats, and schedules
+//! topologies onto the supervisors' slots. It also serves
 //! the monitoring REST API, `/metrics` and the worker-log proxy (`docs/design/rest-api.md`),
 //! from a bounded history of the metrics workers send.
 //!
@@ -25,16 +27,22 @@ mod clock;
 mod cluster;
 mod config;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod heartbeat;
+mod leadership;
 mod log_proxy;
 mod reconcile;
 mod scheduler;
 mod state;
-mod store;
+pub mod store;
 
 pub use clock::Clock;
-pub use config::{ConfigError, NimbusConfig};
+pub use config::{ConfigError, NimbusConfig, StoreKind};
 pub use error::NimbusError;
+pub use leadership::{LeaderAnswer, NimbusHost, NimbusInfo};
+#[cfg(feature = "etcd")]
+pub use etcd::store::EtcdStore;
 pub use tempest_protocol::control::ClusterSummary;
 
 use std::future::Future;
@@ -53,6 +61,9 @@ pub struct NimbusHandle {
     scheduler: JoinHandle<()>,
     /// The read-only listener (`ui_listen`), if on: its address and server.
     read_only: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
+    /// The election and the binary replication (HA with etcd): stopped after the server, so a
+    /// shutdown ends with the lease revoked.
+    ha: Vec<JoinHandle<()>>,
 }
 
 /// Starts Nimbus on `listener` with `config` (its `listen` is not used): opens the data dir,
@@ -83,9 +94,42 @@ pub async fn serve_with_clock(
              anyone who can reach {addr} can submit and run code on this cluster"
         );
     }
-    let cluster = Arc::new(cluster::Cluster::open(&config, clock).await?);
-    let _ = cluster.address.set(addr);
+    let me = leadership::NimbusInfo {
+        id: config.nimbus_id(),
+        url: config.advertised(),
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| NimbusError::Io {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let cancel = CancellationToken::new();
+    let (cluster, ha) = match config.store {
+        StoreKind::Embedded => {
+            let path = config.data_dir.join("nimbus.redb");
+            let store = tokio::task::spawn_blocking(move || store::EmbeddedStore::open(&path))
+                .await
+                .map_err(|e| NimbusError::Crashed("opening the state store", e.to_string()))?
+                .map_err(|e| NimbusError::Store(e.to_string()))?;
+            let durable = store::ClusterStore::load(&store)
+                .await
+                .map_err(|e| NimbusError::Store(e.to_string()))?;
+            tracing::info!(
+                store = %store::ClusterStore::describe(&store),
+                topologies = durable.topologies.len(),
+                assignments = durable.assignments.len(),
+                "state loaded"
+            );
+            let leadership = Arc::new(leadership::Leadership::sole(me));
+            let cluster =
+                cluster::Cluster::open(&config, clock, Arc::new(store), durable, leadership)?;
+            (Arc::new(cluster), Vec::new())
+        }
+        #[cfg(feature = "etcd")]
+        StoreKind::Etcd => etcd::start(&config, clock, me, cancel.clone()).await?,
+        #[cfg(not(feature = "etcd"))]
+        StoreKind::Etcd => unreachable!("validate() refuses store = etcd without the feature"),
+    };
+    let _ = cluster.address.set(addr);
     let scheduler = tokio::spawn(cluster.clone().run_scheduler(cancel.clone()));
     let read_only = match config.ui_listen {
         Some(ui) => {
@@ -130,6 +174,7 @@ pub async fn serve_with_clock(
         server,
         scheduler,
         read_only,
+        ha,
     })
 }
 
@@ -160,6 +205,9 @@ impl NimbusHandle {
             }
         }
         let scheduled = self.scheduler.await;
+        for task in self.ha {
+            let _ = task.await;
+        }
         tracing::info!("nimbus stopped");
         match served {
             Ok(result) => result.map_err(NimbusError::Server)?,
@@ -178,6 +226,9 @@ impl NimbusHandle {
             served = &mut self.server => {
                 self.cancel.cancel();
                 let _ = self.scheduler.await;
+                for task in self.ha {
+                    let _ = task.await;
+                }
                 match served {
                     Ok(result) => result.map_err(NimbusError::Server),
                     Err(e) => Err(NimbusError::Crashed("the HTTP server", e.to_string())),

@@ -41,6 +41,34 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     ui_listen: Option<SocketAddr>,
+    /// Where the cluster state lives: embedded or etcd [default: embedded].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<StoreFlag>,
+    /// etcd client URLs, comma-separated (with --store etcd).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd_endpoints: Option<Vec<String>>,
+    /// This cluster's name in etcd [default: tempest].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_name: Option<String>,
+    /// TTL of the leader's etcd lease, in seconds [default: 5].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader_lease_secs: Option<u64>,
+    /// The URL clients use to reach this Nimbus [default: http://<listen>].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertise_url: Option<String>,
+}
+
+/// `--store`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum StoreFlag {
+    Embedded,
+    Etcd,
 }
 
 #[tokio::main]

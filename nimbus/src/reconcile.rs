@@ -22,15 +22,27 @@ pub(crate) struct Round {
 
 /// Plans a round. `free` lists every live supervisor with its unused ports; `dead` the dead
 /// slots of each assignment; `rollbacks` the exactly-once topologies whose workers asked to
-/// roll back, with the version they ran.
+/// roll back, with the version they ran; `waiting` the new topologies whose binary is not yet
+/// replicated enough, with what they wait for (they stay PENDING). At most `max_topologies`
+/// topologies are changed (the store's transaction limit); the others wait for the next round.
 pub(crate) fn plan(
     durable: &Durable,
     mut free: Vec<SupervisorSlots>,
     dead: &HashMap<String, Vec<DeadSlot>>,
     rollbacks: &HashMap<String, u64>,
+    waiting: &HashMap<String, String>,
+    max_topologies: usize,
     now_ms: u64,
 ) -> Round {
     let mut round = Round::default();
+    let full = |round: &Round| {
+        round
+            .changes
+            .topologies
+            .len()
+            .max(round.changes.assignments.len())
+            >= max_topologies
+    };
     let mut next_version = durable.next_version;
     let mut new_assignment = |rec: &TopologyRecord, spec, workers: Vec<WorkerSlot>| {
         let version = next_version;
@@ -50,6 +62,9 @@ pub(crate) fn plan(
         let Some(action) = rec.due(now_ms) else {
             continue;
         };
+        if full(&round) {
+            break;
+        }
         let current = durable.assignments.get(&rec.name);
         let dead_here = dead.get(&rec.name).unwrap_or(&no_dead);
         match action {
@@ -111,6 +126,9 @@ pub(crate) fn plan(
     // placement under a new version restarts every worker (the version is part of their
     // placement), and each restores the last completed checkpoint.
     for (name, asked) in rollbacks {
+        if full(&round) {
+            break;
+        }
         let (Some(rec), Some(a)) = (durable.topologies.get(name), durable.assignments.get(name))
         else {
             continue;
@@ -133,6 +151,9 @@ pub(crate) fn plan(
 
     // Workers on dead slots move to free ones.
     for (name, a) in &durable.assignments {
+        if full(&round) {
+            break;
+        }
         let Some(rec) = durable.topologies.get(name) else {
             continue;
         };
@@ -184,7 +205,17 @@ pub(crate) fn plan(
         .collect();
     pending.sort_by(|a, b| (a.submitted_ms, &a.name).cmp(&(b.submitted_ms, &b.name)));
     for rec in pending {
+        if full(&round) {
+            break;
+        }
         let mut next = rec.clone();
+        if let Some(info) = waiting.get(&rec.name) {
+            if *info != rec.scheduler_info {
+                next.scheduler_info = info.clone();
+                round.changes.put_topology(next);
+            }
+            continue;
+        }
         match scheduler::place(&rec.spec, &mut free) {
             Ok(workers) => {
                 let n = workers.len();
@@ -239,7 +270,7 @@ mod tests {
     use super::*;
     use crate::state::tests::record;
     use crate::state::{kill, start_rebalance};
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashSet};
     use tempest_protocol::control::RebalanceRequest;
 
     fn sup(id: &str, ports: &[u16]) -> SupervisorSlots {
@@ -260,7 +291,7 @@ mod tests {
 
     /// Runs a round and applies it.
     fn run(d: &mut Durable, free: Vec<SupervisorSlots>, now_ms: u64) -> Round {
-        let round = plan(d, free, &HashMap::new(), &HashMap::new(), now_ms);
+        let round = plan(d, free, &HashMap::new(), &HashMap::new(), &HashMap::new(), usize::MAX, now_ms);
         d.apply(round.changes.clone());
         round
     }
@@ -288,6 +319,8 @@ mod tests {
             vec![sup("a", &[2])],
             &HashMap::new(),
             &HashMap::new(),
+            &HashMap::new(),
+            usize::MAX,
             0,
         );
         assert!(r.changes.is_empty(), "{:?}", r.changes);
@@ -375,7 +408,7 @@ mod tests {
             }],
         )]);
         // No free slot: the assignment stays, the reason is recorded once.
-        let r = plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), 0);
+        let r = plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), &HashMap::new(), usize::MAX, 0);
         d.apply(r.changes);
         assert_eq!(d.assignments["t"].version, 1);
         let info = d.topologies["t"].scheduler_info.clone();
@@ -383,15 +416,47 @@ mod tests {
             info.contains("no free slot") && info.contains("b/b.local:1"),
             "{info}"
         );
-        assert!(plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), 0)
+        assert!(plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), &HashMap::new(), usize::MAX, 0)
             .changes
             .is_empty());
         // A slot frees up on "a": the worker moves there.
-        let r = plan(&d, vec![sup("a", &[2])], &dead, &HashMap::new(), 0);
+        let r = plan(&d, vec![sup("a", &[2])], &dead, &HashMap::new(), &HashMap::new(), usize::MAX, 0);
         d.apply(r.changes);
         let a = &d.assignments["t"];
         assert_eq!(a.version, 2);
         assert!(a.workers.iter().all(|w| w.supervisor == "a"));
         assert!(d.topologies["t"].scheduler_info.contains("-> a/a.local:2"));
+    }
+
+    #[test]
+    fn a_topology_waiting_for_replication_stays_pending_and_says_why() {
+        let mut d = durable(vec![record("t")]);
+        let waiting = HashMap::from([("t".to_string(), "waiting for its binary".to_string())]);
+        let (none, no) = (HashMap::new(), HashMap::new());
+        let r = plan(&d, vec![sup("a", &[1, 2])], &none, &no, &waiting, usize::MAX, 0);
+        d.apply(r.changes);
+        assert_eq!(d.topologies["t"].state, TopologyState::Pending);
+        assert_eq!(d.topologies["t"].scheduler_info, "waiting for its binary");
+        assert!(d.assignments.is_empty());
+        let again = plan(&d, vec![sup("a", &[1, 2])], &none, &no, &waiting, usize::MAX, 0);
+        assert!(again.changes.is_empty(), "nothing new to write");
+        run(&mut d, vec![sup("a", &[1, 2])], 0);
+        assert_eq!(d.topologies["t"].state, TopologyState::Active);
+    }
+
+    #[test]
+    fn a_round_changes_at_most_the_stores_limit_of_topologies() {
+        let records: Vec<TopologyRecord> = (0..5).map(|i| record(&format!("t{i}"))).collect();
+        let mut d = durable(records);
+        let (none, no, nothing) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let r = plan(&d, vec![sup("a", &(1..=20).collect::<Vec<u16>>())], &none, &no, &nothing, 2, 0);
+        assert_eq!(r.changes.topologies.len(), 2);
+        assert_eq!(r.changes.assignments.len(), 2);
+        d.apply(r.changes);
+        let r = plan(&d, vec![sup("a", &(5..=20).collect::<Vec<u16>>())], &none, &no, &nothing, 2, 0);
+        assert_eq!(r.changes.topologies.len(), 2);
+        d.apply(r.changes);
+        let versions: HashSet<u64> = d.assignments.values().map(|a| a.version).collect();
+        assert_eq!(versions.len(), 4, "versions stay unique");
     }
 }

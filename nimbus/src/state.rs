@@ -16,41 +16,41 @@ pub(crate) const MAX_WORKERS: u64 = 10_000;
 
 /// Everything Nimbus keeps about one topology (its assignment is stored beside it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct TopologyRecord {
+pub struct TopologyRecord {
     /// Its name (the key).
-    pub(crate) name: String,
+    pub name: String,
     /// The effective spec: submitted config overrides merged, rebalances applied.
-    pub(crate) spec: TopologySpec,
+    pub spec: TopologySpec,
     /// sha256 of its binary.
-    pub(crate) artifact: String,
+    pub artifact: String,
     /// Where it is in its life.
-    pub(crate) state: TopologyState,
+    pub state: TopologyState,
     /// ACTIVE or INACTIVE: the state it enters once scheduled or rebalanced (activate and
     /// deactivate set it while it is PENDING or REBALANCING).
-    pub(crate) resume: TopologyState,
+    pub resume: TopologyState,
     /// Unix time of the submission, in ms.
-    pub(crate) submitted_ms: u64,
+    pub submitted_ms: u64,
     /// The scheduler's account of it ("waiting for slots: ...").
     #[serde(default)]
-    pub(crate) scheduler_info: String,
+    pub scheduler_info: String,
     /// A pending kill or rebalance.
     #[serde(default)]
-    pub(crate) deadline: Option<Deadline>,
+    pub deadline: Option<Deadline>,
 }
 
 /// A kill or rebalance waiting out its wait time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Deadline {
+pub struct Deadline {
     /// Unix time in ms when it is carried out.
-    pub(crate) at_ms: u64,
+    pub at_ms: u64,
     /// What then happens.
-    pub(crate) action: DeadlineAction,
+    pub action: DeadlineAction,
 }
 
 /// What happens at a deadline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum DeadlineAction {
+pub enum DeadlineAction {
     /// The assignment and the topology are removed.
     Kill,
     /// The spec gets the new parallelism and workers; the topology is rescheduled.
@@ -104,7 +104,7 @@ pub(crate) enum StateError {
 
 impl TopologyRecord {
     /// A newly submitted topology: PENDING, to become ACTIVE once scheduled.
-    pub(crate) fn submitted(spec: TopologySpec, artifact: String, now_ms: u64) -> Self {
+    pub fn submitted(spec: TopologySpec, artifact: String, now_ms: u64) -> Self {
         TopologyRecord {
             name: spec.name.clone(),
             spec,

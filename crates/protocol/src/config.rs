@@ -68,6 +68,11 @@ pub const TOPOLOGY_STATE_REDIS_URL: &str = "topology.state.redis.url";
 pub const TOPOLOGY_STATE_EXACTLY_ONCE: &str = "topology.state.exactly.once";
 /// Most tuples a task buffers while it aligns a checkpoint's barriers (exactly-once).
 pub const TOPOLOGY_STATE_ALIGNMENT_MAX_TUPLES: &str = "topology.state.alignment.max.tuples";
+/// Nimbus hosts that must hold a new topology's binary before it is scheduled (Storm's key).
+pub const TOPOLOGY_MIN_REPLICATION_COUNT: &str = "topology.min.replication.count";
+/// Seconds a new topology waits for its binary to reach `topology.min.replication.count` Nimbus
+/// hosts before it is scheduled anyway; -1 waits forever (Storm's key).
+pub const TOPOLOGY_MAX_REPLICATION_WAIT_TIME_SEC: &str = "topology.max.replication.wait.time.sec";
 
 /// Shell components: the multilang serializer (only Storm's JSON one).
 pub const TOPOLOGY_MULTILANG_SERIALIZER: &str = "topology.multilang.serializer";
@@ -297,6 +302,18 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         KeyKind::Count,
         "100",
         "shell bolts: most tuples sent to the subprocess and not yet acked or failed; execute waits (handling what the subprocess sends) at the bound",
+    ),
+    key(
+        TOPOLOGY_MIN_REPLICATION_COUNT,
+        KeyKind::Count,
+        "1",
+        "Nimbus hosts that must hold a new topology's binary before it is scheduled (HA with etcd)",
+    ),
+    key(
+        TOPOLOGY_MAX_REPLICATION_WAIT_TIME_SEC,
+        KeyKind::Number,
+        "60",
+        "seconds a new topology waits for that replication before it is scheduled anyway; -1 waits forever",
     ),
 ];
 

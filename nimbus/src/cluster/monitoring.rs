@@ -43,19 +43,36 @@ impl Cluster {
 
 #[async_trait::async_trait]
 impl Monitor for Cluster {
-    /// `GET /api/v1/nimbus/summary`: this Nimbus, the leader of its cluster.
+    /// `GET /api/v1/nimbus/summary`: every Nimbus of the cluster (with etcd: its registry;
+    /// else this one, the leader).
     async fn nimbuses(&self) -> Vec<NimbusStatus> {
         let addr = self
             .address
             .get()
             .copied()
             .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-        vec![NimbusStatus {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-            role: NimbusRole::Leader,
-            uptime_secs: Some(self.timeouts.started.elapsed().as_secs()),
-        }]
+        self.nimbus_hosts()
+            .await
+            .into_iter()
+            .map(|h| {
+                let authority = h.url.split_once("://").map_or(h.url.as_str(), |(_, a)| a);
+                let (host, port) = match authority.rsplit_once(':') {
+                    Some((host, port)) => (host.to_string(), port.parse().unwrap_or(addr.port())),
+                    None => (authority.to_string(), addr.port()),
+                };
+                let role = match h.status.as_str() {
+                    "Leader" => NimbusRole::Leader,
+                    "Offline" => NimbusRole::Offline,
+                    _ => NimbusRole::Follower,
+                };
+                NimbusStatus {
+                    host,
+                    port,
+                    role,
+                    uptime_secs: (role != NimbusRole::Offline).then_some(h.uptime_secs),
+                }
+            })
+            .collect()
     }
 
     /// `GET /api/v1/cluster/configuration`: the topology defaults and Nimbus's own settings
@@ -139,7 +156,7 @@ impl Monitor for Cluster {
         let supervisors = self.heartbeats().summaries(
             |id| used.get(id).copied().unwrap_or(0),
             Instant::now(),
-            &self.timeouts,
+            &self.liveness(),
         );
         SupervisorList { supervisors }
     }
