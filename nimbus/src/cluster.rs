@@ -118,12 +118,13 @@ impl Cluster {
         leadership: Arc<Leadership>,
     ) -> Result<Self, NimbusError> {
         let artifacts_dir = config.data_dir.join("artifacts");
-        let artifacts = ArtifactStore::open(artifacts_dir.clone(), config.max_upload_mb).map_err(
-            |source| NimbusError::Io {
-                path: artifacts_dir,
-                source,
-            },
-        )?;
+        let artifacts =
+            ArtifactStore::open(artifacts_dir.clone(), config.max_upload_mb).map_err(|source| {
+                NimbusError::Io {
+                    path: artifacts_dir,
+                    source,
+                }
+            })?;
         let now = Instant::now();
         Ok(Cluster {
             store,

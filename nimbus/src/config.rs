@@ -220,7 +220,13 @@ impl NimbusConfig {
                     .or_else(|| url.strip_prefix("https://"))
                     .map(|rest| rest.trim_end_matches('/'));
                 match authority {
-                    Some(a) if !a.is_empty() && !a.contains('/') && !a.contains(char::is_whitespace) => Ok(()),
+                    Some(a)
+                        if !a.is_empty()
+                            && !a.contains('/')
+                            && !a.contains(char::is_whitespace) =>
+                    {
+                        Ok(())
+                    }
                     _ => invalid(format!(
                         "advertise_url {url:?} is not a base URL such as http://nimbus-1:6627"
                     )),

@@ -40,9 +40,9 @@ pub mod store;
 pub use clock::Clock;
 pub use config::{ConfigError, NimbusConfig, StoreKind};
 pub use error::NimbusError;
-pub use leadership::{LeaderAnswer, NimbusHost, NimbusInfo};
 #[cfg(feature = "etcd")]
 pub use etcd::store::EtcdStore;
+pub use leadership::{LeaderAnswer, NimbusHost, NimbusInfo};
 pub use tempest_protocol::control::ClusterSummary;
 
 use std::future::Future;

@@ -291,7 +291,15 @@ mod tests {
 
     /// Runs a round and applies it.
     fn run(d: &mut Durable, free: Vec<SupervisorSlots>, now_ms: u64) -> Round {
-        let round = plan(d, free, &HashMap::new(), &HashMap::new(), &HashMap::new(), usize::MAX, now_ms);
+        let round = plan(
+            d,
+            free,
+            &HashMap::new(),
+            &HashMap::new(),
+            &HashMap::new(),
+            usize::MAX,
+            now_ms,
+        );
         d.apply(round.changes.clone());
         round
     }
@@ -408,7 +416,15 @@ mod tests {
             }],
         )]);
         // No free slot: the assignment stays, the reason is recorded once.
-        let r = plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), &HashMap::new(), usize::MAX, 0);
+        let r = plan(
+            &d,
+            vec![sup("a", &[])],
+            &dead,
+            &HashMap::new(),
+            &HashMap::new(),
+            usize::MAX,
+            0,
+        );
         d.apply(r.changes);
         assert_eq!(d.assignments["t"].version, 1);
         let info = d.topologies["t"].scheduler_info.clone();
@@ -416,11 +432,27 @@ mod tests {
             info.contains("no free slot") && info.contains("b/b.local:1"),
             "{info}"
         );
-        assert!(plan(&d, vec![sup("a", &[])], &dead, &HashMap::new(), &HashMap::new(), usize::MAX, 0)
-            .changes
-            .is_empty());
+        assert!(plan(
+            &d,
+            vec![sup("a", &[])],
+            &dead,
+            &HashMap::new(),
+            &HashMap::new(),
+            usize::MAX,
+            0
+        )
+        .changes
+        .is_empty());
         // A slot frees up on "a": the worker moves there.
-        let r = plan(&d, vec![sup("a", &[2])], &dead, &HashMap::new(), &HashMap::new(), usize::MAX, 0);
+        let r = plan(
+            &d,
+            vec![sup("a", &[2])],
+            &dead,
+            &HashMap::new(),
+            &HashMap::new(),
+            usize::MAX,
+            0,
+        );
         d.apply(r.changes);
         let a = &d.assignments["t"];
         assert_eq!(a.version, 2);
@@ -433,12 +465,28 @@ mod tests {
         let mut d = durable(vec![record("t")]);
         let waiting = HashMap::from([("t".to_string(), "waiting for its binary".to_string())]);
         let (none, no) = (HashMap::new(), HashMap::new());
-        let r = plan(&d, vec![sup("a", &[1, 2])], &none, &no, &waiting, usize::MAX, 0);
+        let r = plan(
+            &d,
+            vec![sup("a", &[1, 2])],
+            &none,
+            &no,
+            &waiting,
+            usize::MAX,
+            0,
+        );
         d.apply(r.changes);
         assert_eq!(d.topologies["t"].state, TopologyState::Pending);
         assert_eq!(d.topologies["t"].scheduler_info, "waiting for its binary");
         assert!(d.assignments.is_empty());
-        let again = plan(&d, vec![sup("a", &[1, 2])], &none, &no, &waiting, usize::MAX, 0);
+        let again = plan(
+            &d,
+            vec![sup("a", &[1, 2])],
+            &none,
+            &no,
+            &waiting,
+            usize::MAX,
+            0,
+        );
         assert!(again.changes.is_empty(), "nothing new to write");
         run(&mut d, vec![sup("a", &[1, 2])], 0);
         assert_eq!(d.topologies["t"].state, TopologyState::Active);
@@ -449,11 +497,27 @@ mod tests {
         let records: Vec<TopologyRecord> = (0..5).map(|i| record(&format!("t{i}"))).collect();
         let mut d = durable(records);
         let (none, no, nothing) = (HashMap::new(), HashMap::new(), HashMap::new());
-        let r = plan(&d, vec![sup("a", &(1..=20).collect::<Vec<u16>>())], &none, &no, &nothing, 2, 0);
+        let r = plan(
+            &d,
+            vec![sup("a", &(1..=20).collect::<Vec<u16>>())],
+            &none,
+            &no,
+            &nothing,
+            2,
+            0,
+        );
         assert_eq!(r.changes.topologies.len(), 2);
         assert_eq!(r.changes.assignments.len(), 2);
         d.apply(r.changes);
-        let r = plan(&d, vec![sup("a", &(5..=20).collect::<Vec<u16>>())], &none, &no, &nothing, 2, 0);
+        let r = plan(
+            &d,
+            vec![sup("a", &(5..=20).collect::<Vec<u16>>())],
+            &none,
+            &no,
+            &nothing,
+            2,
+            0,
+        );
         assert_eq!(r.changes.topologies.len(), 2);
         d.apply(r.changes);
         let versions: HashSet<u64> = d.assignments.values().map(|a| a.version).collect();

@@ -437,7 +437,7 @@ pub struct LeaderAnswer {
 /// Asks the Nimbus at `url` who leads (`GET /api/v1/leader`, with the test secret).
 pub async fn ask_leader(url: &str) -> Option<LeaderAnswer> {
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
+        .timeout(Duration::from_millis(500))
         .build()
         .ok()?;
     let resp = http
@@ -618,16 +618,23 @@ impl Cluster {
         urls.join(",")
     }
 
-    /// The index of the Nimbus that says it leads and that the others asked agree on, if any.
+    /// The index of a Nimbus that says it leads (the lowest, if a paused old leader still
+    /// says so too), if any.
     pub async fn leader(&self) -> Option<usize> {
+        // All at once: a paused (SIGSTOP) Nimbus answers nothing until the timeout.
+        let mut asks = tokio::task::JoinSet::new();
         for (i, n) in self.nimbuses.iter().enumerate() {
-            if let Some(a) = ask_leader(&n.url).await {
-                if a.is_leader {
-                    return Some(i);
-                }
+            let url = n.url.clone();
+            asks.spawn(async move { (i, ask_leader(&url).await) });
+        }
+        let mut leaders = Vec::new();
+        while let Some(Ok((i, answer))) = asks.join_next().await {
+            if answer.is_some_and(|a| a.is_leader) {
+                leaders.push(i);
             }
         }
-        None
+        leaders.sort_unstable();
+        leaders.first().copied()
     }
 
     /// Waits until a Nimbus other than `not` (if given) leads; its index.

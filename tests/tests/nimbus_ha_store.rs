@@ -109,7 +109,10 @@ async fn the_etcd_store_keeps_the_contract_and_is_fenced() {
     let status = etcd.etcdctl(&["endpoint", "status", "-w", "json"]);
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
     let revision_now = v[0]["Status"]["header"]["revision"].as_i64().unwrap();
-    assert_eq!(revision_now, revision_before, "no revision came from the fenced write");
+    assert_eq!(
+        revision_now, revision_before,
+        "no revision came from the fenced write"
+    );
     // And it stays refused: the fence is dropped once broken.
     let e = store.commit(c).await.unwrap_err();
     assert!(matches!(e, StoreError::NotLeader { .. }), "{e}");
@@ -134,7 +137,10 @@ async fn etcd_launcher_starts_one_and_three_members() {
         etcd.etcdctl(&["put", "/t/k", "v"]);
         let keys = etcd.keys("/t/");
         assert_eq!(keys.len(), 1, "{keys:?}");
-        assert_eq!((keys[0].key.as_str(), keys[0].value.as_str()), ("/t/k", "v"));
+        assert_eq!(
+            (keys[0].key.as_str(), keys[0].value.as_str()),
+            ("/t/k", "v")
+        );
         assert!(keys[0].mod_revision >= 2, "{keys:?}");
         let status = etcd.etcdctl(&["endpoint", "status", "--cluster", "-w", "json"]);
         let v: serde_json::Value = serde_json::from_str(&status).unwrap();

@@ -89,6 +89,10 @@ impl Election {
         self.fence.release();
         if leading.is_some() {
             self.role.send_replace(Role::Follower(None));
+            match &result {
+                Ok(()) => tracing::info!(nimbus = %self.me.id, "stepped down: shutting down"),
+                Err(e) => tracing::warn!(nimbus = %self.me.id, "stepped down: {e}"),
+            }
             self.takeover.step_down().await;
         }
         self.lease.send_replace(None);
@@ -253,14 +257,11 @@ impl Election {
                     campaign_now = true;
                 }
                 _ = recheck.tick() => {
-                    match *leading {
-                        Some(term) => {
-                            let holder = self.current_leader().await.map_err(err)?;
-                            if holder.map(|(_, rev)| rev) != Some(term) {
-                                self.lose(leading, "the leader key is no longer this Nimbus's").await;
-                            }
+                    if let Some(term) = *leading {
+                        let holder = self.current_leader().await.map_err(err)?;
+                        if holder.map(|(_, rev)| rev) != Some(term) {
+                            self.lose(leading, "the leader key is no longer this Nimbus's").await;
                         }
-                        None => {}
                     }
                     campaign_now = true;
                 }
@@ -318,13 +319,14 @@ impl Election {
     }
 
     /// The leader key's holder and create revision, if held.
-    async fn current_leader(
-        &self,
-    ) -> Result<Option<(NimbusInfo, i64)>, crate::store::StoreError> {
+    async fn current_leader(&self) -> Result<Option<(NimbusInfo, i64)>, crate::store::StoreError> {
         let mut client = self.etcd.client.clone();
         let resp = self
             .etcd
-            .call("reading the leader", client.get(self.etcd.keys.leader(), None))
+            .call(
+                "reading the leader",
+                client.get(self.etcd.keys.leader(), None),
+            )
             .await?;
         Ok(resp.kvs().first().and_then(|kv| {
             serde_json::from_slice(kv.value())

@@ -14,17 +14,17 @@ use crate::config::NimbusConfig;
 use crate::error::NimbusError;
 use crate::leadership::{now_ms, Directory, Leadership, NimbusHost, NimbusInfo};
 use crate::store::{Durable, StoreError};
-use std::sync::Arc;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Connects to etcd and builds the cluster on the etcd store (a follower until it wins), then
 /// starts the election and the binary replication, which run until `cancel` (the election

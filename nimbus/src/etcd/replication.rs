@@ -61,7 +61,7 @@ impl Replication {
     pub(crate) async fn run(mut self, cancel: CancellationToken) {
         let http = match reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .read_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(10))
             .build()
         {
             Ok(h) => h,
@@ -96,13 +96,30 @@ impl Replication {
             .filter_map(|kv| serde_json::from_slice::<TopologyRecord>(kv.value()).ok())
             .map(|r| r.artifact)
             .collect();
-        let mut missing = Vec::new();
+        let mut lacking = Vec::new();
         for sha in &needed {
-            if self.artifacts.exists(sha).await.map_err(|e| e.to_string())? {
-                continue;
+            if !self
+                .artifacts
+                .exists(sha)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                lacking.push(sha.clone());
             }
+        }
+        let fallback = progress
+            .unheld_since
+            .is_some_and(|since| since.elapsed() >= FALLBACK_AFTER);
+        if !lacking.is_empty() && !fallback {
+            // Not a candidate while it fetches (a fetch can take long).
+            self.set_eligible(false);
+        }
+        let mut missing = Vec::new();
+        for sha in &lacking {
             match self.fetch(http, sha).await {
-                Ok(from) => tracing::info!(artifact = %sha, from = %from, "fetched a topology binary"),
+                Ok(from) => {
+                    tracing::info!(artifact = %sha, from = %from, "fetched a topology binary")
+                }
                 Err(Fetch::NoHolder) => missing.push((sha.clone(), false)),
                 Err(Fetch::Failed(e)) => {
                     tracing::warn!(artifact = %sha, "cannot fetch a topology binary: {e}");
@@ -130,12 +147,16 @@ impl Replication {
             progress.unheld_since = None;
             false
         };
+        self.set_eligible(eligible);
+        self.register(progress).await
+    }
+
+    fn set_eligible(&self, eligible: bool) {
         self.eligible.send_if_modified(|e| {
             let changed = *e != eligible;
             *e = eligible;
             changed
         });
-        self.register(progress).await
     }
 
     /// Puts a holder key for every binary held that is not registered under the lease.
@@ -164,7 +185,10 @@ impl Replication {
                 .collect();
             let mut client = self.etcd.client.clone();
             self.etcd
-                .call("registering held binaries", client.txn(Txn::new().and_then(ops)))
+                .call(
+                    "registering held binaries",
+                    client.txn(Txn::new().and_then(ops)),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             progress.registered.1.extend(chunk.iter().cloned());

@@ -139,10 +139,7 @@ impl ClusterStore for EtcdStore {
         let keys = &self.etcd.keys;
         let what = "reading the cluster state";
         let (topologies, revision) = self.etcd.range(what, &keys.topologies(), 0).await?;
-        let (assignments, _) = self
-            .etcd
-            .range(what, &keys.assignments(), revision)
-            .await?;
+        let (assignments, _) = self.etcd.range(what, &keys.assignments(), revision).await?;
         let mut client = self.etcd.client.clone();
         let meta = self
             .etcd
