@@ -560,7 +560,12 @@ impl Cluster {
             let data_dir = cluster.dir.join(format!("supervisor-{i}"));
             let args = vec![
                 "--nimbus".into(),
-                cluster.url.clone(),
+                // With etcd, every Nimbus: the supervisor (and its workers) follow the leader.
+                if cluster.etcd.is_some() {
+                    cluster.seeds()
+                } else {
+                    cluster.url.clone()
+                },
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--host".into(),
