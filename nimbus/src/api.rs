@@ -49,9 +49,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Rou
     let health = Router::new()
         .route("/health", get(health))
         .with_state(cluster);
-    let routes = routes
-        .merge(health)
-        .merge(tempest_monitor::ui_routes());
+    let routes = routes.merge(health).merge(tempest_monitor::ui_routes());
     routes
         .layer(axum::middleware::from_fn(
             tempest_monitor::storm::conventions,
