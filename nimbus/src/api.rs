@@ -89,6 +89,8 @@ async fn read_only(req: axum::extract::Request, next: axum::middleware::Next) ->
         ),
     )
     .into_response()
+}
+
 /// What a follower serves: binaries, who leads, health.
 fn followers_serve(method: &Method, path: &str) -> bool {
     (method == Method::GET || method == Method::HEAD)
