@@ -4,8 +4,13 @@
 #
 #   deploy/local-cluster.sh start    build (unless TEMPEST_BIN_DIR is set) and start what is not
 #                                    running yet; wait until Nimbus answers
+#   deploy/local-cluster.sh start --ha
+#                                    the high-availability layout instead: one etcd member and
+#                                    three Nimbus hosts with store = "etcd" (built with
+#                                    --features etcd, which needs protoc), the supervisors and
+#                                    the CLI given the seed list of all three
 #   deploy/local-cluster.sh status   which daemons and workers run, and the topologies
-#   deploy/local-cluster.sh stop     stop the supervisors, their workers, then Nimbus
+#   deploy/local-cluster.sh stop     stop the supervisors, their workers, then Nimbus (and etcd)
 #
 # Environment:
 #   TEMPEST_HOME     state, logs and pids (default ./tempest-local):
@@ -14,22 +19,30 @@
 #                                                            supervisor-N/logs/)
 #                      pids/                                 daemon pid files
 #                      secret                                the cluster secret (generated once)
+#                      mode                                  "ha" after start --ha (stop and
+#                                                            status read it)
+#                      with --ha: etcd/ nimbus-1/ nimbus-2/ nimbus-3/ instead of nimbus/
 #   TEMPEST_BIN_DIR  directory holding the nimbus, supervisor and tempest binaries; if unset they
-#                    are built with cargo build --release.
+#                    are built with cargo build --release (with --ha: nimbus --features etcd).
+#   ETCD_BIN         the etcd binary for --ha (default: etcd on $PATH; Debian: etcd-server).
 #   RUST_LOG         daemons' log filter (default info).
 #
-# Ports: Nimbus 127.0.0.1:6627; supervisor-1 slots 6700,6701 and worker-log server 8000;
-# supervisor-2 slots 6710,6711 and worker-log server 8010.
+# Ports: Nimbus 127.0.0.1:6627 (--ha: 6627, 6628, 6629; etcd client 127.0.0.1:23790, peer
+# 23800, not etcd's usual 2379/2380, so a system etcd is left alone); supervisor-1 slots
+# 6700,6701 and worker-log server 8000; supervisor-2 slots 6710,6711 and worker-log server 8010.
 #
-# Nimbus keeps its topologies across stop/start (as a real cluster does); to start from
-# scratch, stop and remove $TEMPEST_HOME.
+# Nimbus keeps its topologies across stop/start (as a real cluster does; with --ha they are in
+# etcd's data dir); to start from scratch, or to switch between the layouts, stop and remove
+# $TEMPEST_HOME.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
-readonly NIMBUS_ADDR="127.0.0.1:6627"
-readonly NIMBUS_URL="http://${NIMBUS_ADDR}"
 readonly SUPERVISORS=(supervisor-1 supervisor-2)
+readonly ETCD_CLIENT="127.0.0.1:23790"
+readonly ETCD_PEER="127.0.0.1:23800"
+# Seconds of the leader's etcd lease in the --ha layout (Nimbus's default).
+readonly LEASE_SECS=5
 readonly START_DEADLINE_SECS=30
 readonly STOP_DEADLINE_SECS=15
 
@@ -55,6 +68,16 @@ die() {
     exit 1
 }
 
+# The address of Nimbus daemon $1.
+nimbus_addr_of() {
+    case "$1" in
+        nimbus | nimbus-1) echo "127.0.0.1:6627" ;;
+        nimbus-2) echo "127.0.0.1:6628" ;;
+        nimbus-3) echo "127.0.0.1:6629" ;;
+        *) die "unknown daemon $1" ;;
+    esac
+}
+
 say() {
     echo "local-cluster: $*"
 }
@@ -67,6 +90,31 @@ case "$TEMPEST_HOME" in
     *) HOME_DIR="$PWD/${TEMPEST_HOME#./}" ;;
 esac
 readonly HOME_DIR
+
+# The layout: "ha" if $TEMPEST_HOME was started with --ha, else "single".
+mode() {
+    if [[ "$(cat "$HOME_DIR/mode" 2>/dev/null || true)" == ha ]]; then
+        echo ha
+    else
+        echo single
+    fi
+}
+
+# Chooses the layout's daemons: NIMBUSES (names), NIMBUS_URL (one URL, or the seed list) and
+# NIMBUS_URLS (each URL).
+set_layout() {
+    local name
+    if [[ "$1" == ha ]]; then
+        NIMBUSES=(nimbus-1 nimbus-2 nimbus-3)
+    else
+        NIMBUSES=(nimbus)
+    fi
+    NIMBUS_URLS=()
+    for name in "${NIMBUSES[@]}"; do
+        NIMBUS_URLS+=("http://$(nimbus_addr_of "$name")")
+    done
+    NIMBUS_URL="$(IFS=,; echo "${NIMBUS_URLS[*]}")"
+}
 
 # Where the binaries are: $TEMPEST_BIN_DIR, else cargo's release directory.
 bin_dir() {
@@ -81,9 +129,14 @@ build() {
     if [[ -n "${TEMPEST_BIN_DIR:-}" ]]; then
         say "using binaries in $TEMPEST_BIN_DIR"
     else
-        say "building nimbus, supervisor and tempest (cargo build --release)"
+        local features=()
+        if [[ "$(mode)" == ha ]]; then
+            features=(--features nimbus/etcd)
+        fi
+        say "building nimbus, supervisor and tempest (cargo build --release" \
+            "${features[*]+"${features[*]}"})"
         cargo build --release --manifest-path "$REPO_ROOT/Cargo.toml" \
-            -p nimbus -p supervisor -p tempest-cli
+            -p nimbus -p supervisor -p tempest-cli ${features[@]+"${features[@]}"}
     fi
     local bin
     for bin in nimbus supervisor tempest; do
@@ -164,14 +217,41 @@ launch() {
     say "started $name (pid $pid), log $log"
 }
 
-start_nimbus() {
+# The etcd binary for --ha.
+etcd_bin() {
+    local bin="${ETCD_BIN:-$(command -v etcd || true)}"
+    [[ -n "$bin" && -x "$bin" ]] ||
+        die "--ha needs etcd: install it (Debian: apt-get install etcd-server) or set ETCD_BIN"
+    echo "$bin"
+}
+
+start_etcd() {
     local pid
-    if pid="$(running_pid nimbus)"; then
-        say "nimbus already running (pid $pid)"
+    if pid="$(running_pid etcd)"; then
+        say "etcd already running (pid $pid)"
         return
     fi
-    launch nimbus "$(bin_dir)/nimbus" \
-        --data-dir "$(data_dir_of nimbus)" --listen "$NIMBUS_ADDR"
+    # One member on loopback; its data dir holds the cluster state (topologies, assignments).
+    launch etcd "$(etcd_bin)" --name local --data-dir "$(data_dir_of etcd)" \
+        --listen-client-urls "http://$ETCD_CLIENT" --advertise-client-urls "http://$ETCD_CLIENT" \
+        --listen-peer-urls "http://$ETCD_PEER" --initial-advertise-peer-urls "http://$ETCD_PEER" \
+        --initial-cluster "local=http://$ETCD_PEER" --initial-cluster-state new \
+        --logger zap --experimental-enable-lease-checkpoint
+}
+
+start_nimbus() {
+    local name="$1" pid addr ha=()
+    if pid="$(running_pid "$name")"; then
+        say "$name already running (pid $pid)"
+        return
+    fi
+    addr="$(nimbus_addr_of "$name")"
+    if [[ "$(mode)" == ha ]]; then
+        ha=(--store etcd --etcd-endpoints "http://$ETCD_CLIENT" --cluster-name local
+            --leader-lease-secs "$LEASE_SECS" --advertise-url "http://$addr")
+    fi
+    launch "$name" "$(bin_dir)/nimbus" \
+        --data-dir "$(data_dir_of "$name")" --listen "$addr" ${ha[@]+"${ha[@]}"}
 }
 
 start_supervisor() {
@@ -186,11 +266,18 @@ start_supervisor() {
         --http-listen "$(http_listen_of "$name")"
 }
 
-# GET $1 from Nimbus with the secret; the header is read from stdin so the secret is not on
-# curl's command line.
+# GET $1 from Nimbus with the secret (from the first Nimbus that answers it: with --ha the
+# followers refuse with 503); the header is read from stdin so the secret is not on curl's
+# command line.
 nimbus_get() {
-    printf 'x-tempest-secret: %s\n' "$(secret)" |
-        curl --silent --show-error --fail --max-time 2 --header @- "$NIMBUS_URL$1"
+    local url
+    for url in "${NIMBUS_URLS[@]}"; do
+        if printf 'x-tempest-secret: %s\n' "$(secret)" |
+            curl --silent --fail --max-time 2 --header @- "$url$1"; then
+            return 0
+        fi
+    done
+    return 1
 }
 
 # The last lines of daemon $1's log, indented.
@@ -201,24 +288,31 @@ log_tail() {
     return 0
 }
 
-# Waits until Nimbus answers, then (briefly) until both supervisors have registered.
+# Waits until Nimbus answers (with --ha: until one of them leads), then (briefly) until both
+# supervisors have registered.
 wait_for_cluster() {
     local deadline=$((SECONDS + START_DEADLINE_SECS)) name summary=""
     until summary="$(nimbus_get /api/v1/cluster/summary 2>/dev/null)"; do
-        if ! running_pid nimbus >/dev/null; then
-            echo "local-cluster: nimbus exited; the end of its log:" >&2
-            log_tail nimbus
-            exit 1
-        fi
+        for name in "${NIMBUSES[@]}" $([[ "$(mode)" == ha ]] && echo etcd); do
+            if ! running_pid "$name" >/dev/null; then
+                echo "local-cluster: $name exited; the end of its log:" >&2
+                log_tail "$name"
+                exit 1
+            fi
+        done
         if ((SECONDS >= deadline)); then
-            echo "local-cluster: Nimbus did not answer at $NIMBUS_URL within" \
-                "${START_DEADLINE_SECS}s; the end of its log:" >&2
-            log_tail nimbus
+            echo "local-cluster: no Nimbus answered at $NIMBUS_URL within" \
+                "${START_DEADLINE_SECS}s; the end of the log of ${NIMBUSES[0]}:" >&2
+            log_tail "${NIMBUSES[0]}"
             exit 1
         fi
         sleep 0.2
     done
-    say "Nimbus answers at $NIMBUS_URL"
+    if [[ "$(mode)" == ha ]]; then
+        say "a Nimbus leads; the seeds are $NIMBUS_URL"
+    else
+        say "Nimbus answers at $NIMBUS_URL"
+    fi
     # Four slots in total once both supervisors have heartbeated (they do every 2 s).
     until [[ "$summary" =~ \"slotsTotal\"[[:space:]]*:[[:space:]]*([0-9]+) ]] &&
         ((BASH_REMATCH[1] >= 4)); do
@@ -241,15 +335,21 @@ wait_for_cluster() {
 }
 
 next_steps() {
-    local home tempest target="${CARGO_TARGET_DIR:-target}"
+    local home tempest target="${CARGO_TARGET_DIR:-target}" ha_note="" metrics_note=""
     home="$HOME_DIR"
+    if [[ "$(mode)" == ha ]]; then
+        ha_note="etcd at http://$ETCD_CLIENT. Kill -9 the leading Nimbus ('$0 status' shows which):
+another one leads within about ${LEASE_SECS}s, and the CLI and supervisors follow it.
+"
+        metrics_note=" (on the leader; a follower answers 503)"
+    fi
     tempest="$(bin_dir)/tempest"
     [[ -n "${TEMPEST_BIN_DIR:-}" || -n "${CARGO_TARGET_DIR:-}" ]] ||
         tempest="target/release/tempest"
     cat <<EOF
 
 Tempest is running: Nimbus $NIMBUS_URL, supervisors with slots 6700,6701 and 6710,6711.
-
+${ha_note}
 In your shell:
   export TEMPEST_SECRET=\$(cat $home/secret)
   export TEMPEST_NIMBUS=$NIMBUS_URL
@@ -262,16 +362,33 @@ Submit the word count example (from $REPO_ROOT):
 
 Logs: $home/logs/ (daemons), $home/supervisor-*/logs/ (workers; also over HTTP through
   Nimbus, GET /api/v1/topology/<name>/worker-log/127.0.0.1/<port>, see docs/design/rest-api.md)
-Metrics: curl -H "Authorization: Bearer \$TEMPEST_SECRET" $NIMBUS_URL/metrics
+Metrics: curl -H "Authorization: Bearer \$TEMPEST_SECRET" ${NIMBUS_URLS[0]}/metrics${metrics_note}
 Stop: $0 stop
 EOF
 }
 
 cmd_start() {
+    local want="${1:-single}" have
+    if [[ -d "$HOME_DIR" ]] && [[ -e "$HOME_DIR/mode" || -d "$(data_dir_of nimbus)" ]]; then
+        have="$(mode)"
+        [[ "$have" == "$want" ]] ||
+            die "$HOME_DIR holds a cluster of the $have layout; to start the $want one," \
+                "stop it and remove $HOME_DIR (or use another TEMPEST_HOME)"
+    fi
+    mkdir -p "$HOME_DIR"
+    if [[ "$want" == ha ]]; then
+        echo ha >"$HOME_DIR/mode"
+    fi
+    set_layout "$want"
     build
     secret >/dev/null
-    start_nimbus
+    if [[ "$want" == ha ]]; then
+        start_etcd
+    fi
     local name
+    for name in "${NIMBUSES[@]}"; do
+        start_nimbus "$name"
+    done
     for name in "${SUPERVISORS[@]}"; do
         start_supervisor "$name"
     done
@@ -358,11 +475,20 @@ cmd_stop() {
         groups+=("-$pid")
     done < <(recorded_workers)
     terminate "worker process group" "${groups[@]+"${groups[@]}"}"
-    if pid="$(running_pid nimbus)"; then
-        say "stopping nimbus (pid $pid)"
-        terminate nimbus "$pid"
+    pids=()
+    for name in "${NIMBUSES[@]}"; do
+        if pid="$(running_pid "$name")"; then
+            say "stopping $name (pid $pid)"
+            pids+=("$pid")
+        fi
+    done
+    terminate nimbus "${pids[@]+"${pids[@]}"}"
+    # etcd last: the Nimbus hosts hand over their leases on SIGTERM.
+    if pid="$(running_pid etcd)"; then
+        say "stopping etcd (pid $pid)"
+        terminate etcd "$pid"
     fi
-    for name in nimbus "${SUPERVISORS[@]}"; do
+    for name in etcd "${NIMBUSES[@]}" "${SUPERVISORS[@]}"; do
         rm -f "$(pid_file_of "$name")"
     done
     say "stopped"
@@ -371,9 +497,13 @@ cmd_stop() {
 cmd_status() {
     local name pid port topology code=0 home tempest
     home="$HOME_DIR"
-    for name in nimbus "${SUPERVISORS[@]}"; do
+    local daemons=("${NIMBUSES[@]}" "${SUPERVISORS[@]}")
+    if [[ "$(mode)" == ha ]]; then
+        daemons=(etcd "${daemons[@]}")
+    fi
+    for name in "${daemons[@]}"; do
         if pid="$(running_pid "$name")"; then
-            printf '%-13s running (pid %s)\n' "$name" "$pid"
+            printf '%-13s running (pid %s)%s\n' "$name" "$pid" "$(role_of "$name")"
         else
             printf '%-13s stopped\n' "$name"
             code=3
@@ -389,8 +519,12 @@ cmd_status() {
     fi
     echo
     tempest="$(bin_dir)/tempest"
-    if ! running_pid nimbus >/dev/null; then
-        echo "Nimbus is not running: $0 start"
+    local any=""
+    for name in "${NIMBUSES[@]}"; do
+        running_pid "$name" >/dev/null && any=yes
+    done
+    if [[ -z "$any" ]]; then
+        echo "Nimbus is not running: $0 start$([[ "$(mode)" == ha ]] && echo " --ha")"
     elif [[ ! -x "$tempest" ]]; then
         echo "($tempest is not built; run $0 start)"
     else
@@ -406,13 +540,42 @@ EOF
     return "$code"
 }
 
+# ", leader" or ", follower" for a Nimbus of the --ha layout (from its GET /api/v1/leader).
+role_of() {
+    [[ "$1" == nimbus-* ]] || return 0
+    local answer
+    answer="$(printf 'x-tempest-secret: %s\n' "$(secret)" |
+        curl --silent --fail --max-time 2 --header @- \
+            "http://$(nimbus_addr_of "$1")/api/v1/leader" 2>/dev/null || true)"
+    if [[ "$answer" =~ \"is_leader\"[[:space:]]*:[[:space:]]*true ]]; then
+        echo ", leader"
+    elif [[ -n "$answer" ]]; then
+        echo ", follower"
+    fi
+}
+
 main() {
     case "${1:-}" in
-        start) cmd_start ;;
-        stop) cmd_stop ;;
-        status) cmd_status ;;
+        start)
+            case "${2:-}" in
+                "") cmd_start single ;;
+                --ha) cmd_start ha ;;
+                *)
+                    echo "usage: $0 start [--ha]" >&2
+                    exit 2
+                    ;;
+            esac
+            ;;
+        stop)
+            set_layout "$(mode)"
+            cmd_stop
+            ;;
+        status)
+            set_layout "$(mode)"
+            cmd_status
+            ;;
         *)
-            echo "usage: $0 start|stop|status" >&2
+            echo "usage: $0 start [--ha]|stop|status" >&2
             exit 2
             ;;
     esac

@@ -10,3 +10,6 @@ eval "$(bash scripts/deps.sh)"
 
 echo "== cargo test --workspace"
 cargo test --workspace
+
+echo "== Kubernetes manifests (scripts/validate-k8s.sh)"
+bash scripts/validate-k8s.sh
