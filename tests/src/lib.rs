@@ -559,13 +559,9 @@ impl Cluster {
             };
             let data_dir = cluster.dir.join(format!("supervisor-{i}"));
             let args = vec![
+                // Every Nimbus (one URL when there is one).
                 "--nimbus".into(),
-                // With etcd, every Nimbus: the supervisor (and its workers) follow the leader.
-                if cluster.etcd.is_some() {
-                    cluster.seeds()
-                } else {
-                    cluster.url.clone()
-                },
+                cluster.seeds(),
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--host".into(),
@@ -607,9 +603,10 @@ impl Cluster {
         cluster
     }
 
-    /// A client with the cluster's secret.
+    /// A client of every Nimbus (the seed list; one URL when there is one) with the cluster's
+    /// secret.
     pub fn client(&self) -> NimbusClient {
-        NimbusClient::new(&self.url, Some(SECRET.into())).expect("client")
+        NimbusClient::new(&self.seeds(), Some(SECRET.into())).expect("client")
     }
 
     /// A client of Nimbus `i` with the cluster's secret.
@@ -682,7 +679,8 @@ impl Cluster {
     }
 
     /// Submits topology binary `bin` (e.g. `workspace_bin("kafka_count")`) with the `tempest`
-    /// CLI, with `test.dir` set to [`Cluster::out_dir`]; returns its stdout.
+    /// CLI through the seed list, with `test.dir` set to [`Cluster::out_dir`]; returns its
+    /// stdout.
     pub fn submit_bin(
         &self,
         bin: &Path,
@@ -692,7 +690,7 @@ impl Cluster {
     ) -> String {
         let mut args = vec![
             "--nimbus".to_string(),
-            self.url.clone(),
+            self.seeds(),
             "submit".into(),
             bin.display().to_string(),
             "--name".into(),
