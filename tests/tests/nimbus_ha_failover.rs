@@ -344,7 +344,10 @@ async fn sigterm_of_the_leader_hands_over_within_a_second() {
             .daemon
             .exited(Duration::from_secs(10))
             .await;
-        assert!(status.success(), "a SIGTERM'd Nimbus exits cleanly: {status:?}");
+        assert!(
+            status.success(),
+            "a SIGTERM'd Nimbus exits cleanly: {status:?}"
+        );
         cluster.respawn_nimbus_at(leader);
         answers(&cluster, leader).await;
     }
