@@ -235,8 +235,11 @@ async fn a_paused_leader_steps_down_and_writes_nothing() {
     assert!(out.status.success(), "rebalance: {}", out.stderr);
     cluster.signal_nimbus(0, Signal::SIGSTOP);
     let stopped = Instant::now();
+    // What this test checks is that the paused leader writes nothing, not how fast the next one
+    // takes over (the kill -9 tests time that): a generous wait, so a loaded CI machine does not
+    // fail it (it timed out once at lease + 5 s while two other cluster tests ran).
     cluster
-        .wait_leader(Some(0), Duration::from_secs(LEASE_SECS + 5))
+        .wait_leader(Some(0), Duration::from_secs(LEASE_SECS + 15))
         .await;
     println!(
         "MEASURED SIGSTOP -> new leader: {} ms",
