@@ -538,11 +538,12 @@ async fn local_mode_serves_the_same_topology_page() {
         .await
         .expect("open the cluster page");
     eventually(
-        "the cluster page to list the topology and the local supervisor",
+        "the cluster page to list the topology, the local supervisor and its Nimbus (the leader)",
         Duration::from_secs(15),
         || async {
             let text = texts(&b, "main").await.join(" ");
-            (text.contains(name) && text.contains("localhost")).then_some(())
+            (text.contains(name) && text.contains("localhost") && text.contains("Leader"))
+                .then_some(())
         },
     )
     .await;

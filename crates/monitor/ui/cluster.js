@@ -1,4 +1,4 @@
-// The cluster page: totals, slots, topologies (linked to their pages) and supervisors.
+// The cluster page: totals, slots, topologies (linked to their pages), Nimbus hosts and supervisors.
 
 import { api, banner, badge, byId, chrome, duration, h, href, int, poll, put, table, ago } from './app.js';
 
@@ -18,6 +18,13 @@ const topologies = table(byId('topologies'), [
   { title: 'Scheduler', cls: 'wrap muted', get: (t) => t.schedulerInfo || '' },
 ], { key: (t) => t.id, empty: 'No topologies. Submit one with `tempest submit`.' });
 
+const nimbuses = table(byId('nimbuses'), [
+  { title: 'Host', get: (n) => h('span', { class: 'mono' }, `${n.host}:${n.port}`) },
+  { title: 'Status', get: (n) => h('span', { class: `badge ${n.status === 'Offline' ? 'dead' : 'alive'}` }, n.status) },
+  { title: 'Uptime', num: true, get: (n) => n.nimbusUpTime },
+  { title: 'Version', get: (n) => n.version },
+], { key: (n) => `${n.host}:${n.port}`, empty: 'No Nimbus answered.' });
+
 const supervisors = table(byId('supervisors'), [
   { title: 'Id', get: (v) => h('span', { class: 'mono' }, v.id) },
   { title: 'Host', get: (v) => v.host },
@@ -29,10 +36,11 @@ const supervisors = table(byId('supervisors'), [
 ], { key: (v) => v.id, empty: 'No supervisor has registered yet.' });
 
 async function refresh() {
-  const [summary, topos, sups] = await Promise.all([
+  const [summary, topos, sups, nimbus] = await Promise.all([
     api('/api/v1/cluster/summary'),
     api('/api/v1/topology/summary'),
     api('/api/v1/supervisor/summary'),
+    api('/api/v1/nimbus/summary'),
   ]);
   banner(null);
   const used = summary.slotsUsed ?? 0;
@@ -49,6 +57,7 @@ async function refresh() {
     fact('Uptime', summary.nimbusUptime ?? duration(summary.nimbusUptimeSeconds)),
     summary.tempestVersion ? fact('Version', summary.tempestVersion) : null);
   topologies.update(topos.topologies ?? []);
+  nimbuses.update(nimbus.nimbuses ?? []);
   supervisors.update(sups.supervisors ?? []);
 }
 
