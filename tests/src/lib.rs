@@ -639,6 +639,30 @@ impl Cluster {
         leaders.first().copied()
     }
 
+    /// Waits until etcd lists every Nimbus as a holder of every binary it knows of. A Nimbus
+    /// lacking a live topology's binary is no candidate for leader, so a test that kills or
+    /// pauses the leader right after a submit waits for this first (else the survivors wait out
+    /// the no-holder fallback, 10 s, instead of the lease).
+    pub async fn wait_every_nimbus_holds_the_binaries(&self) {
+        let etcd = self.etcd.as_ref().expect("a cluster with etcd");
+        let want = self.nimbuses.len();
+        eventually(
+            "every Nimbus to hold the topologies' binaries",
+            Duration::from_secs(90),
+            || {
+                let mut holders: std::collections::BTreeMap<String, usize> = Default::default();
+                for k in etcd.keys("/tempest/tempest/artifacts/") {
+                    // /tempest/<cluster>/artifacts/<sha>/<nimbus id>
+                    let sha = k.key.split('/').nth(4).unwrap_or_default().to_string();
+                    *holders.entry(sha).or_default() += 1;
+                }
+                let done = !holders.is_empty() && holders.values().all(|&n| n >= want);
+                async move { done.then_some(()) }
+            },
+        )
+        .await;
+    }
+
     /// Waits until a Nimbus other than `not` (if given) leads; its index.
     pub async fn wait_leader(&self, not: Option<usize>, timeout: Duration) -> usize {
         eventually("a Nimbus to lead", timeout, || async {

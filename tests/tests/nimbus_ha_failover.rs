@@ -103,26 +103,6 @@ async fn answers(cluster: &Cluster, i: usize) {
     .await;
 }
 
-/// Waits until every Nimbus is registered in etcd as a holder of every binary it knows of.
-async fn every_nimbus_holds_the_binary(cluster: &Cluster) {
-    let etcd = cluster.etcd.as_ref().expect("etcd");
-    let want = cluster.nimbuses.len();
-    eventually(
-        "every Nimbus to hold the topology's binary",
-        Duration::from_secs(90),
-        || {
-            let mut holders: std::collections::BTreeMap<String, usize> = Default::default();
-            for k in etcd.keys("/tempest/tempest/artifacts/") {
-                let sha = k.key.split('/').nth(4).unwrap_or_default().to_string();
-                *holders.entry(sha).or_default() += 1;
-            }
-            let done = !holders.is_empty() && holders.values().all(|&n| n >= want);
-            async move { done.then_some(()) }
-        },
-    )
-    .await;
-}
-
 /// The median and the max of `values` (seconds).
 fn median_max(values: &[f64]) -> (f64, f64) {
     let mut v = values.to_vec();
@@ -149,7 +129,7 @@ async fn ten_kills_of_the_leader_lose_nothing_and_move_nothing() {
     // topology's binary is no candidate, so killing its only holder would leave the cluster
     // leaderless for the no-holder wait (10 s), not the lease (measured once on a loaded CI
     // machine: 12.7 s). This is what topology.min.replication.count guards in production.
-    every_nimbus_holds_the_binary(&cluster).await;
+    cluster.wait_every_nimbus_holds_the_binaries().await;
     let pids_before = cluster.live_workers();
     assert_eq!(pids_before.len(), 4, "{pids_before:?}");
     let client = cluster.client();

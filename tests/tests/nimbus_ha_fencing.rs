@@ -214,6 +214,7 @@ async fn a_paused_leader_steps_down_and_writes_nothing() {
     cluster.submit_word_count("wc", 3, 1_000_000, 200);
     cluster.wait_running("wc", 3).await;
     cluster.wait_acked(100, Duration::from_secs(60)).await;
+    cluster.wait_every_nimbus_holds_the_binaries().await;
     let before = state_keys(&cluster);
 
     // A rebalance falls due while the leader is paused: the new leader carries it out (or
