@@ -84,6 +84,10 @@ pub async fn serve_with_clock(
 ) -> Result<NimbusHandle, NimbusError> {
     config.validate()?;
     let addr = listener.local_addr().map_err(NimbusError::Server)?;
+    // The address really bound (a port 0 becomes the one the OS picked), so the advertised URL
+    // and this Nimbus's id name it.
+    let mut config = config;
+    config.listen = addr;
     let secret = config
         .secret
         .as_deref()
