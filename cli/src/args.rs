@@ -16,7 +16,8 @@ use tempest_protocol::names::check_topology_name;
                   [client] section of the config file, else http://127.0.0.1:6627. Each may be \
                   a seed list of several Nimbus hosts (http://a:6627,http://b:6627; a TOML list \
                   in the file): the CLI finds the leader and follows it through a failover. The \
-                  cluster secret comes from $TEMPEST_SECRET, else the config file's top-level \
+                  credential is $TEMPEST_TOKEN (a user's token), else `token` in [client], else \
+                  the cluster secret: $TEMPEST_SECRET, else the config file's top-level \
                   `secret`."
 )]
 pub(crate) struct Cli {
@@ -53,6 +54,45 @@ pub(crate) enum Command {
     GetErrors(NameArg),
     /// Print this CLI's version and the Storm REST API version it follows.
     Version,
+    /// Make user tokens for Nimbus's `[nimbus.users]` (offline: nothing is sent).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Work with tokens (offline: nothing is sent).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `tempest users ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Make a new random token for user NAME: prints the token once (hand it to the user, who
+    /// sets TEMPEST_TOKEN or `token` in [client]) and the line for [nimbus.users] holding only
+    /// its sha256.
+    Add(UsersAddArgs),
+}
+
+/// Options of `users add`.
+#[derive(Debug, Args)]
+pub(crate) struct UsersAddArgs {
+    /// The user's name (1-64 of A-Z a-z 0-9 . _ - @).
+    #[arg(value_parser = user_name)]
+    pub name: String,
+    /// admin (everything), submitter (submit and operate its own topologies) or viewer (read
+    /// only).
+    #[arg(long, value_parser = clap::value_parser!(tempest_protocol::auth::Role))]
+    pub role: tempest_protocol::auth::Role,
+}
+
+/// `tempest token ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Read a token from stdin (never from the command line) and print its sha256, the
+    /// `token_sha256` of [nimbus.users].
+    Hash,
+}
+
+fn user_name(s: &str) -> Result<String, String> {
+    tempest_protocol::auth::check_user_name(s).map(|()| s.to_string())
 }
 
 /// Options of `submit`.

@@ -39,6 +39,13 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         ));
         return Ok(());
     }
+    match cli.command {
+        Command::Users(crate::args::UsersCommand::Add(args)) => {
+            return crate::tokens::add_user(&args.name, args.role);
+        }
+        Command::Token(crate::args::TokenCommand::Hash) => return crate::tokens::hash_stdin(),
+        _ => {}
+    }
     let settings =
         config::settings(cli.nimbus.as_deref(), cli.config.as_deref()).map_err(CliError::Usage)?;
     let nimbus = Nimbus::connect(settings)?;
@@ -106,7 +113,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
                 "Comp-Errors": errors,
             }))
         }
-        Command::Version => Ok(()),
+        Command::Version | Command::Users(_) | Command::Token(_) => Ok(()),
     }
 }
 

@@ -1,12 +1,13 @@
 //! Where the CLI finds Nimbus and the cluster secret, through the one loader of
 //! `tempest_server::config`: `--nimbus`, then `TEMPEST_NIMBUS` (or `TEMPEST_CLIENT_NIMBUS`), then
 //! `[client] nimbus` in the config file (`--config FILE`, else `./tempest.toml` if it exists),
-//! else `http://127.0.0.1:6627`; the secret from `TEMPEST_SECRET`, else the file's `secret`.
+//! else `http://127.0.0.1:6627`; the credential from `TEMPEST_TOKEN` or `[client] token` (a
+//! user's token), else the cluster secret from `TEMPEST_SECRET`, else the file's `secret`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use tempest_protocol::auth::{DEFAULT_NIMBUS, NIMBUS_ENV};
+use tempest_protocol::auth::{DEFAULT_NIMBUS, NIMBUS_ENV, TOKEN_ENV};
 use tempest_server::config::{load, Sources};
 
 /// The config file read when `--config` is not given (if it exists).
@@ -23,6 +24,9 @@ struct ClientSection {
         deserialize_with = "tempest_protocol::seeds::deserialize"
     )]
     nimbus: Option<String>,
+    /// A user's token (also `TEMPEST_TOKEN`); sent instead of the cluster secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
 /// Where the Nimbus URL came from (named in errors, so a wrong address is easy to trace).
@@ -59,7 +63,7 @@ pub(crate) struct Settings {
     pub nimbus: String,
     /// Where it came from.
     pub nimbus_from: NimbusSource,
-    /// The cluster secret, if any.
+    /// The credential sent: the user's token if one is set, else the cluster secret.
     pub secret: Option<String>,
 }
 
@@ -73,11 +77,12 @@ pub(crate) fn resolve(
     let file = explicit.or_else(|| default.is_file().then_some(default));
     let flags = ClientSection {
         nimbus: flag.map(str::to_string),
+        token: None,
     };
     let sources = Sources {
         file,
         section: "client",
-        env_aliases: &[(NIMBUS_ENV, "nimbus")],
+        env_aliases: &[(NIMBUS_ENV, "nimbus"), (TOKEN_ENV, "token")],
     };
     let loaded = load::<ClientSection, _, _>(sources, &ClientSection::default(), &flags)
         .map_err(|e| e.to_string())?;
@@ -97,7 +102,12 @@ pub(crate) fn resolve(
             .trim()
             .to_string(),
         nimbus_from,
-        secret: loaded.secret,
+        secret: loaded
+            .config
+            .token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().to_string())
+            .or(loaded.secret),
     })
 }
 
@@ -207,6 +217,26 @@ mod tests {
             assert_eq!(
                 resolve(None, None, &f).unwrap().secret.as_deref(),
                 Some("from-file")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_token_wins_over_the_secret() {
+        Jail::expect_with(|jail| {
+            let f = with_file(jail, FILE);
+            jail.set_env("TEMPEST_SECRET", "from-env");
+            jail.set_env(TOKEN_ENV, "tpt_env");
+            assert_eq!(
+                resolve(None, None, &f).unwrap().secret.as_deref(),
+                Some("tpt_env")
+            );
+            jail.clear_env();
+            let f = with_file(jail, "secret = \"s\"\n[client]\ntoken = \"tpt_file\"\n");
+            assert_eq!(
+                resolve(None, None, &f).unwrap().secret.as_deref(),
+                Some("tpt_file")
             );
             Ok(())
         });

@@ -35,7 +35,7 @@ impl CliError {
                 transport_reason(url, reason)
             )),
             ClientError::Api { status: 401, .. } => CliError::Failed(format!(
-                "{e}; set TEMPEST_SECRET, or `secret` in the config file, to the cluster's secret"
+                "{e}; set TEMPEST_TOKEN (or `token` in [client]) to your user token, or TEMPEST_SECRET (or `secret` in the config file) to the cluster's secret"
             )),
             _ => CliError::Failed(e.to_string()),
         }
@@ -118,6 +118,9 @@ mod tests {
         let CliError::Failed(m) = e else {
             panic!("{e:?}")
         };
-        assert!(m.contains("(HTTP 401); set TEMPEST_SECRET"), "{m}");
+        assert!(
+            m.contains("(HTTP 401); set TEMPEST_TOKEN") && m.contains("TEMPEST_SECRET"),
+            "{m}"
+        );
     }
 }

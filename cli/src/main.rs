@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod error;
 mod render;
+mod tokens;
 mod topology_binary;
 
 use clap::Parser;

@@ -7,6 +7,7 @@
 //! [`Leadership::refusal`](crate::leadership::Leadership::refusal).
 
 use crate::artifacts::Stored;
+use crate::authz::{self, Principal, SubmittedName};
 use crate::cluster::Cluster;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -17,18 +18,18 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use std::sync::Arc;
 use tempest_monitor::http::{self, decode, ApiError, Params, SmallBody};
-use tempest_protocol::auth::SecretDigest;
 use tempest_protocol::control::{
-    ActionResponse, Assignment, SubmitRequest, SupervisorAssignments, SupervisorHeartbeat,
-    WorkerDirective, WorkerHeartbeat,
+    Assignment, SubmitRequest, SupervisorAssignments, SupervisorHeartbeat, WorkerDirective,
+    WorkerHeartbeat,
 };
 use tower_http::trace::TraceLayer;
 
 type Shared = State<Arc<Cluster>>;
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The API router; with a secret, every route but the UI's files requires it.
-pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Router {
+/// The API router; every route but `/health` and the UI's files goes through the
+/// [`authz::require`] gate (credentials, roles, owners, the audit log).
+pub(crate) fn router(cluster: Arc<Cluster>, gate: authz::Gate) -> Router {
     let control = Router::new()
         .route(
             "/api/v1/artifacts/{sha256}",
@@ -45,7 +46,7 @@ pub(crate) fn router(cluster: Arc<Cluster>, secret: Option<SecretDigest>) -> Rou
         .fallback(http::no_such_endpoint)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(middleware::from_fn_with_state(cluster.clone(), leader_gate));
-    let routes = tempest_server::secret::require(routes, secret);
+    let routes = routes.layer(middleware::from_fn_with_state(gate, authz::require));
     let health = Router::new()
         .route("/health", get(health))
         .with_state(cluster);
@@ -163,11 +164,17 @@ async fn download_artifact(
 
 async fn submit(
     State(cluster): Shared,
+    axum::Extension(who): axum::Extension<Principal>,
     body: SmallBody,
-) -> Result<(StatusCode, Json<ActionResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let req: SubmitRequest = decode(&body.0, "submit request")?;
-    let answer = cluster.submit(req).await?;
-    Ok((StatusCode::CREATED, Json(answer)))
+    let name = SubmittedName(req.name.clone());
+    let mut resp = match cluster.submit(req, &who.name).await {
+        Ok(answer) => (StatusCode::CREATED, Json(answer)).into_response(),
+        Err(e) => e.into_response(),
+    };
+    resp.extensions_mut().insert(name);
+    Ok(resp)
 }
 
 async fn assignment(State(cluster): Shared, Params(name): Params<String>) -> ApiResult<Assignment> {

@@ -347,7 +347,13 @@ impl Cluster {
     }
 
     /// `POST /api/v1/topologies`.
-    pub(crate) async fn submit(&self, req: SubmitRequest) -> Result<ActionResponse, ApiError> {
+    /// `owner` is the submitting user, kept as `topology.submitter.user` (replacing any value
+    /// the topology came with).
+    pub(crate) async fn submit(
+        &self,
+        req: SubmitRequest,
+        owner: &str,
+    ) -> Result<ActionResponse, ApiError> {
         let name = req.name;
         checked_name(&name)?;
         if RESERVED_NAMES.contains(&name.as_str()) {
@@ -358,6 +364,10 @@ impl Cluster {
         let mut spec = req.spec;
         spec.name = name.clone();
         spec.config = spec.config.merged(&req.config);
+        spec.config.set(
+            tempest_protocol::config::TOPOLOGY_SUBMITTER_USER,
+            owner.to_string(),
+        );
         if let Err(e) = tempest_protocol::validate::validate(&spec) {
             return Err(ApiError::bad_request(format!("topology {name:?}: {e}")));
         }
@@ -478,6 +488,28 @@ impl Cluster {
                 "no known supervisor offers {host}:{port} for topology {name:?}"
             ))),
         }
+    }
+
+    /// The owner and `topology.users` of topology `name`, if it is known.
+    pub(crate) async fn topology_acl(&self, name: &str) -> Option<crate::authz::TopologyAcl> {
+        let core = self.core.read().await;
+        let config = &core.durable.topologies.get(name)?.spec.config;
+        let users = config
+            .get(tempest_protocol::config::TOPOLOGY_USERS)
+            .and_then(|v| v.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|u| u.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(crate::authz::TopologyAcl {
+            owner: config
+                .str(tempest_protocol::config::TOPOLOGY_SUBMITTER_USER)
+                .map(str::to_string),
+            users,
+        })
     }
 
     /// `GET /api/v1/topology/{name}/assignment`.

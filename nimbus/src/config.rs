@@ -4,9 +4,11 @@
 //! top-level `secret` or `TEMPEST_SECRET`.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use tempest_protocol::auth::{check_user_name, Role, SecretDigest};
 use tempest_server::config::{load, Sources};
 
 /// Everything Nimbus can be configured with. The TOML keys are the field names; the flags are
@@ -54,6 +56,21 @@ pub struct NimbusConfig {
     /// The URL clients use to reach this Nimbus (given to them by the others as the leader's
     /// URL). Default `http://<listen>`; required with etcd when `listen` is 0.0.0.0 or [::].
     pub advertise_url: Option<String>,
+    /// Users of the API and their roles, by name: `[nimbus.users]` then
+    /// `alice = { role = "submitter", token_sha256 = "..." }` (the line `tempest users add`
+    /// prints). Roles: `admin`, `submitter`, `viewer`. Needs the cluster secret (supervisors
+    /// and workers use it). Default none: the secret alone opens the API.
+    pub users: BTreeMap<String, UserEntry>,
+}
+
+/// One user of `[nimbus.users]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// What the user may do.
+    pub role: Role,
+    /// The sha256 of the user's token, in hex (never the token itself).
+    pub token_sha256: String,
 }
 
 /// Where Nimbus keeps the cluster state.
@@ -82,6 +99,7 @@ impl Default for NimbusConfig {
             cluster_name: "tempest".into(),
             leader_lease_secs: 5,
             advertise_url: None,
+            users: BTreeMap::new(),
         }
     }
 }
@@ -101,6 +119,14 @@ impl fmt::Debug for NimbusConfig {
             .field("cluster_name", &self.cluster_name)
             .field("leader_lease_secs", &self.leader_lease_secs)
             .field("advertise_url", &self.advertise_url)
+            .field(
+                "users",
+                &self
+                    .users
+                    .iter()
+                    .map(|(n, u)| (n.as_str(), u.role))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -152,7 +178,37 @@ impl NimbusConfig {
                 self.max_upload_mb
             )));
         }
+        self.validate_users()?;
         self.validate_store()
+    }
+
+    /// Checks `[nimbus.users]`: names, digests, no token shared, and a secret beside them.
+    fn validate_users(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, user) in &self.users {
+            if let Err(e) = check_user_name(name) {
+                return invalid(format!("[nimbus.users]: {e}"));
+            }
+            if SecretDigest::from_hex(&user.token_sha256).is_none() {
+                return invalid(format!(
+                    "[nimbus.users] {name}: token_sha256 must be 64 hex digits (the sha256 of the token, as `tempest users add` or `tempest token hash` print it), not the token itself"
+                ));
+            }
+            let digest = user.token_sha256.trim().to_ascii_lowercase();
+            if let Some(other) = seen.insert(digest, name) {
+                return invalid(format!(
+                    "[nimbus.users] {other} and {name} have the same token_sha256; give each user a token of its own"
+                ));
+            }
+        }
+        if !self.users.is_empty() && self.secret.is_none() {
+            return invalid(
+                "[nimbus.users] is set but there is no cluster secret (`secret` or TEMPEST_SECRET): supervisors authenticate with the secret and workers with a credential derived from it, so users need one"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// Checks the store keys go together.
@@ -360,6 +416,64 @@ mod tests {
             ..base
         };
         assert!(bad.validate().unwrap_err().to_string().contains("a/b"));
+    }
+
+    #[test]
+    fn users_are_read_and_a_bad_role_or_digest_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        let digest = tempest_protocol::auth::token_sha256("tpt_x");
+        std::fs::write(
+            &path,
+            format!(
+                "secret = \"s\"\n[nimbus.users]\nalice = {{ role = \"submitter\", token_sha256 = \"{digest}\" }}\n"
+            ),
+        )
+        .unwrap();
+        let c = NimbusConfig::load(Some(&path), &NoFlags {}).unwrap();
+        assert_eq!(c.users["alice"].role, Role::Submitter);
+        assert!(!format!("{c:?}").contains(&digest), "Debug shows no digest");
+        std::fs::write(
+            &path,
+            format!("secret = \"s\"\n[nimbus.users]\nalice = {{ role = \"root\", token_sha256 = \"{digest}\" }}\n"),
+        )
+        .unwrap();
+        let e = NimbusConfig::load(Some(&path), &NoFlags {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("root") && e.contains("submitter") && e.contains("alice"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            "secret = \"s\"\n[nimbus.users]\nalice = { role = \"viewer\", token_sha256 = \"tpt_x\" }\n",
+        )
+        .unwrap();
+        let e = NimbusConfig::load(Some(&path), &NoFlags {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alice") && e.contains("64 hex digits"), "{e}");
+        let mut c = NimbusConfig::default();
+        c.users.insert(
+            "bob".into(),
+            UserEntry {
+                role: Role::Viewer,
+                token_sha256: digest.clone(),
+            },
+        );
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("no cluster secret"), "{e}");
+        c.secret = Some("s".into());
+        c.users.insert(
+            "carol".into(),
+            UserEntry {
+                role: Role::Admin,
+                token_sha256: digest,
+            },
+        );
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("bob and carol"), "{e}");
     }
 
     #[test]

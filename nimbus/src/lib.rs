@@ -23,6 +23,8 @@
 
 mod api;
 mod artifacts;
+mod audit;
+mod authz;
 mod clock;
 mod cluster;
 mod config;
@@ -38,7 +40,7 @@ mod state;
 pub mod store;
 
 pub use clock::Clock;
-pub use config::{ConfigError, NimbusConfig, StoreKind};
+pub use config::{ConfigError, NimbusConfig, StoreKind, UserEntry};
 pub use error::NimbusError;
 #[cfg(feature = "etcd")]
 pub use etcd::store::EtcdStore;
@@ -88,11 +90,8 @@ pub async fn serve_with_clock(
     // and this Nimbus's id name it.
     let mut config = config;
     config.listen = addr;
-    let secret = config
-        .secret
-        .as_deref()
-        .map(tempest_protocol::auth::SecretDigest::new);
-    if secret.is_none() {
+    let credentials = Arc::new(authz::Credentials::of(&config));
+    if credentials.open() {
         tracing::warn!(
             "no cluster secret configured (TEMPEST_SECRET or `secret` in the config file): \
              anyone who can reach {addr} can submit and run code on this cluster"
@@ -106,6 +105,20 @@ pub async fn serve_with_clock(
         path: config.data_dir.clone(),
         source,
     })?;
+    let audit = Arc::new(
+        audit::Audit::open(&config.data_dir)
+            .await
+            .map_err(|source| NimbusError::Io {
+                path: config.data_dir.join(audit::AUDIT_FILE),
+                source,
+            })?,
+    );
+    if !config.users.is_empty() {
+        tracing::info!(
+            users = config.users.len(),
+            "users and roles on: the cluster secret is admin, workers use a credential derived from it"
+        );
+    }
     let cancel = CancellationToken::new();
     let (cluster, ha) = match config.store {
         StoreKind::Embedded => {
@@ -157,7 +170,12 @@ pub async fn serve_with_clock(
         }
         None => None,
     };
-    let app = api::router(cluster, secret).into_make_service_with_connect_info::<SocketAddr>();
+    let gate = authz::Gate {
+        credentials,
+        cluster: cluster.clone(),
+        audit,
+    };
+    let app = api::router(cluster, gate).into_make_service_with_connect_info::<SocketAddr>();
     let stop = cancel.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use tempest_protocol::auth::SECRET_ENV;
+use tempest_protocol::auth::{worker_credential, SECRET_ENV, TOKEN_ENV};
 use tokio::process::{Child, Command};
 
 /// Everything needed to start one worker.
@@ -26,7 +26,9 @@ pub struct WorkerLaunch {
     pub port: u16,
     /// `--nimbus`.
     pub nimbus: String,
-    /// Put in the worker's environment as `TEMPEST_SECRET` (never on its command line).
+    /// The cluster secret: the worker gets the credential derived from it
+    /// ([`worker_credential`]) as `TEMPEST_SECRET` in its environment (never on its command
+    /// line), not the secret itself, which is admin on Nimbus.
     pub secret: Option<String>,
     /// Where stdout and stderr are appended.
     pub log_file: PathBuf,
@@ -74,9 +76,11 @@ impl WorkerLaunch {
             .process_group(0)
             .kill_on_drop(false);
         match &self.secret {
-            Some(s) => cmd.env(SECRET_ENV, s),
+            Some(s) => cmd.env(SECRET_ENV, worker_credential(s)),
             None => cmd.env_remove(SECRET_ENV),
         };
+        // A user's token the supervisor may have been started with is not the worker's.
+        cmd.env_remove(TOKEN_ENV);
         cmd.spawn()
     }
 }

@@ -29,10 +29,13 @@ const SECRET: &str = "s3cret";
 const ME: &str = "sup-a";
 const PORT: u16 = 6700;
 
-/// What a worker does: say how it was started, then wait to be killed.
+/// What a worker does: say how it was started, then wait to be killed. It is given the
+/// credential derived from the secret (`tempest_protocol::auth::worker_credential("s3cret")`),
+/// never the secret itself.
 const WORKER_SCRIPT: &str = r#"#!/bin/sh
 echo "worker args: $*"
-if [ "$TEMPEST_SECRET" = "s3cret" ]; then echo "secret ok"; fi
+if [ "$TEMPEST_SECRET" = "tw_8cd1aec554184237e3bce2f399cc24cf6aafda44216e6c0846f991c003b37faf" ]; then echo "secret ok"; fi
+if [ "$TEMPEST_SECRET" = "s3cret" ]; then echo "the raw secret"; fi
 echo "cwd: $(pwd)"
 sleep 60
 "#;
@@ -321,6 +324,10 @@ async fn runs_restarts_keeps_replaces_adopts_and_stops_a_worker() {
         "{log}"
     );
     assert!(!log.contains(SECRET), "the secret is never in a log: {log}");
+    assert!(
+        !log.contains("the raw secret"),
+        "workers get the derived credential, not the secret: {log}"
+    );
     // Its own process group, so a supervisor crash does not take it along.
     assert_eq!(
         nix::unistd::getpgid(Some(Pid::from_raw(first.pid as i32)))

@@ -396,6 +396,8 @@ pub struct ClusterOptions {
     pub supervisor_timeout_secs: u64,
     /// Extra Nimbus flags (for every Nimbus).
     pub nimbus_args: Vec<String>,
+    /// Extra supervisor flags (for every supervisor).
+    pub supervisor_args: Vec<String>,
     /// Run supervisor `i` in namespace `hosts[i]` at its address (Nimbus on the gateway),
     /// instead of everything on 127.0.0.1.
     pub hosts: Option<std::sync::Arc<netns::Hosts>>,
@@ -415,6 +417,7 @@ impl Default for ClusterOptions {
             slots: 2,
             supervisor_timeout_secs: 4,
             nimbus_args: Vec::new(),
+            supervisor_args: Vec::new(),
             hosts: None,
             nimbuses: 1,
             etcd_members: 0,
@@ -558,7 +561,7 @@ impl Cluster {
                 None => (None, "127.0.0.1".to_string()),
             };
             let data_dir = cluster.dir.join(format!("supervisor-{i}"));
-            let args = vec![
+            let mut args = vec![
                 // Every Nimbus (one URL when there is one).
                 "--nimbus".into(),
                 cluster.seeds(),
@@ -577,6 +580,7 @@ impl Cluster {
                 "--http-listen".into(),
                 format!("{address}:{http}"),
             ];
+            args.extend(opts.supervisor_args.iter().cloned());
             let log = cluster.dir.join(format!("supervisor-{i}.log"));
             cluster.supervisors.push(SupervisorProc {
                 daemon: Daemon::spawn_in(ns.as_deref(), &workspace_bin("supervisor"), &args, log),

@@ -264,7 +264,7 @@ async fn submit(
         submit_overrides(args.workers, &args.config).map_err(EntryError::BadArgument)?;
     let binary = std::env::current_exe()
         .map_err(|e| EntryError::Local(format!("cannot find this executable: {e}")))?;
-    let secret = std::env::var(tempest_protocol::auth::SECRET_ENV).ok();
+    let secret = tempest_protocol::auth::credential_from_env();
     let client =
         NimbusClient::new(&args.nimbus, secret).map_err(|e| EntryError::Submit(e.into()))?;
     let submission = Submission {

@@ -211,9 +211,9 @@ export async function api(path, { method = 'GET', body, raw = false } = {}) {
   }
   if (resp.status === 401) {
     askForSecret(secret
-      ? 'The server refused this secret (401). Enter the cluster secret again.'
-      : 'This cluster needs its secret (TEMPEST_SECRET) to show anything.');
-    throw new ApiError(401, 'missing or wrong cluster secret');
+      ? 'The server refused this credential (401). Enter the cluster secret or your user token again.'
+      : 'This cluster needs its secret (TEMPEST_SECRET) or a user token (TEMPEST_TOKEN) to show anything.');
+    throw new ApiError(401, 'missing or unknown credential');
   }
   if (!resp.ok) {
     let message = `${resp.status} ${resp.statusText}`;

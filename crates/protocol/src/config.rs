@@ -74,6 +74,12 @@ pub const TOPOLOGY_MIN_REPLICATION_COUNT: &str = "topology.min.replication.count
 /// hosts before it is scheduled anyway; -1 waits forever (Storm's key).
 pub const TOPOLOGY_MAX_REPLICATION_WAIT_TIME_SEC: &str = "topology.max.replication.wait.time.sec";
 
+/// Users besides the submitter who may operate the topology (Storm's key): a list of names.
+pub const TOPOLOGY_USERS: &str = "topology.users";
+/// The user who submitted the topology (Storm's key): set by Nimbus from the credential, any
+/// value given with the topology is replaced.
+pub const TOPOLOGY_SUBMITTER_USER: &str = "topology.submitter.user";
+
 /// Shell components: the multilang serializer (only Storm's JSON one).
 pub const TOPOLOGY_MULTILANG_SERIALIZER: &str = "topology.multilang.serializer";
 /// Shell components: seconds a subprocess may stay silent before it is killed and restarted.
@@ -92,6 +98,8 @@ pub enum KeyKind {
     Number,
     /// A string.
     Text,
+    /// A list of strings.
+    TextList,
 }
 
 /// A config key Tempest reads: its name, type, default and meaning (the README's table).
@@ -304,6 +312,18 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         "shell bolts: most tuples sent to the subprocess and not yet acked or failed; execute waits (handling what the subprocess sends) at the bound",
     ),
     key(
+        TOPOLOGY_USERS,
+        KeyKind::TextList,
+        "none",
+        "users besides the submitter who may operate the topology (kill, rebalance, activate, deactivate) when Nimbus has users; their role must allow operating",
+    ),
+    key(
+        TOPOLOGY_SUBMITTER_USER,
+        KeyKind::Text,
+        "set by Nimbus",
+        "the user who submitted the topology (its owner), from the credential of the submit; a value given with the topology is replaced",
+    ),
+    key(
         TOPOLOGY_MIN_REPLICATION_COUNT,
         KeyKind::Count,
         "1",
@@ -491,6 +511,11 @@ impl Config {
                     KeyKind::Bool => v.is_null() || v.is_boolean(),
                     KeyKind::Number => v.is_null() || v.is_number(),
                     KeyKind::Text => v.is_null() || v.is_string(),
+                    KeyKind::TextList => {
+                        v.is_null()
+                            || v.as_array()
+                                .is_some_and(|items| items.iter().all(Json::is_string))
+                    }
                 };
                 if !ok {
                     problems.push(KeyError::WrongType {
@@ -500,6 +525,7 @@ impl Config {
                             KeyKind::Bool => "true or false",
                             KeyKind::Number => "a number",
                             KeyKind::Text => "a string",
+                            KeyKind::TextList => "a list of strings",
                         },
                         value: v.clone(),
                     });
