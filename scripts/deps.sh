@@ -39,6 +39,13 @@ else
     rm -f "$apt_log"
 fi
 
+# The unprivileged user a root supervisor runs workers as (tests/tests/worker_user.rs; the
+# supervisor's default worker_user).
+if [[ "$(id -u)" -eq 0 ]] && ! id -u tempest-worker >/dev/null 2>&1; then
+    echo "== adding the system user tempest-worker (worker_user)" >&2
+    useradd --system --no-create-home --shell /usr/sbin/nologin tempest-worker
+fi
+
 # The Kafka tests' broker, unless TEMPEST_TANSU names one (tests/src/kafka.rs would run the same
 # script itself if it were unset).
 echo "== Kafka test broker (scripts/tansu.sh)" >&2

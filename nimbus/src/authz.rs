@@ -266,8 +266,7 @@ pub(crate) fn check(
             // Unknown topology: the handler answers 404.
             None => Ok(()),
             Some(acl) => {
-                if acl.owner.as_deref() == Some(who.name.as_str())
-                    || acl.users.contains(&who.name)
+                if acl.owner.as_deref() == Some(who.name.as_str()) || acl.users.contains(&who.name)
                 {
                     Ok(())
                 } else {

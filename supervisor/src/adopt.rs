@@ -180,6 +180,7 @@ mod tests {
             secret: None,
             log_file: dir.log_file("t", port),
             work_dir: dir.worker_dir(port),
+            user: None,
         }
     }
 

@@ -60,6 +60,18 @@ pub struct SupervisorConfig {
     /// The cluster secret (top-level `secret`, or `TEMPEST_SECRET`; default none). Sent to
     /// Nimbus and handed to workers in their environment; never logged.
     pub secret: Option<String>,
+    /// When the supervisor runs as root, run workers as `worker_user` (`run_worker_as_user`,
+    /// Storm's `supervisor.run.worker.as.user`; default true). Off: workers run as root and
+    /// their code can take over the host (a warning is logged). Ignored when not root.
+    pub run_worker_as_user: bool,
+    /// The unprivileged user workers run as (`worker_user`; default `tempest-worker`). It must
+    /// exist: the supervisor refuses to start otherwise.
+    pub worker_user: String,
+    /// Memory limit of each worker in MiB, set with a cgroup (v2 with the memory controller,
+    /// else v1's memory hierarchy) under the supervisor's own (`worker_memory_limit_mb`;
+    /// default none: no limit). A topology's `topology.worker.max.heap.size.mb` may lower it.
+    /// Without a usable controller the supervisor logs why and workers run unlimited.
+    pub worker_memory_limit_mb: Option<u64>,
     /// Timings of the worker lifecycle. Not in the file or on the command line; tests shorten
     /// them.
     pub timings: Timings,
@@ -105,6 +117,9 @@ impl Default for SupervisorConfig {
             id: None,
             http_listen: Some(default_http_listen(DEFAULT_HOST)),
             secret: None,
+            run_worker_as_user: true,
+            worker_user: crate::isolation::DEFAULT_WORKER_USER.to_string(),
+            worker_memory_limit_mb: None,
             timings: Timings::default(),
         }
     }
@@ -121,6 +136,9 @@ impl fmt::Debug for SupervisorConfig {
             .field("id", &self.id)
             .field("http_listen", &self.http_listen)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("run_worker_as_user", &self.run_worker_as_user)
+            .field("worker_user", &self.worker_user)
+            .field("worker_memory_limit_mb", &self.worker_memory_limit_mb)
             .field("timings", &self.timings)
             .finish()
     }
@@ -157,6 +175,15 @@ pub struct ConfigOverrides {
     /// `--http-listen` (`off` disables the log server).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<String>,
+    /// `--run-worker-as-user true|false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_worker_as_user: Option<bool>,
+    /// `--worker-user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_user: Option<String>,
+    /// `--worker-memory-limit-mb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_memory_limit_mb: Option<u64>,
 }
 
 /// Why the configuration is not usable.
@@ -201,6 +228,9 @@ impl SupervisorConfig {
             id: s.id,
             http_listen,
             secret: non_empty(secret),
+            run_worker_as_user: s.run_worker_as_user.unwrap_or(d.run_worker_as_user),
+            worker_user: s.worker_user.unwrap_or(d.worker_user),
+            worker_memory_limit_mb: s.worker_memory_limit_mb,
             timings: d.timings,
         };
         config.validate()?;
@@ -240,6 +270,19 @@ impl SupervisorConfig {
         }
         if self.nimbus.trim().is_empty() {
             return bad("nimbus URL is empty".into());
+        }
+        if self.worker_user.trim().is_empty() || self.worker_user.contains(char::is_whitespace) {
+            return bad(format!(
+                "worker_user {:?} is not a user name",
+                self.worker_user
+            ));
+        }
+        if let Some(mb) = self.worker_memory_limit_mb {
+            if mb < 16 {
+                return bad(format!(
+                    "worker_memory_limit_mb = {mb}: a worker needs at least 16 MiB"
+                ));
+            }
         }
         if let Some(listen) = &self.http_listen {
             let port_ok = listen
@@ -378,6 +421,9 @@ mod tests {
                 id: Some("x".into()),
                 nimbus: None,
                 http_listen: None,
+                run_worker_as_user: Some(false),
+                worker_user: Some("nobody".into()),
+                worker_memory_limit_mb: Some(256),
             };
             jail.set_env("TEMPEST_NIMBUS", "http://env:2");
             jail.set_env("TEMPEST_SECRET", "env-secret");
@@ -387,6 +433,9 @@ mod tests {
             assert_eq!(c.heartbeat_secs, 7);
             assert_eq!(c.data_dir, PathBuf::from("/d"));
             assert_eq!(c.id.as_deref(), Some("x"));
+            assert!(!c.run_worker_as_user);
+            assert_eq!(c.worker_user, "nobody");
+            assert_eq!(c.worker_memory_limit_mb, Some(256));
             assert_eq!(
                 c.http_listen.as_deref(),
                 Some("flag-host:0"),

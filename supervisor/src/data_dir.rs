@@ -7,6 +7,8 @@
 //! <data_dir>/artifacts/<sha256>             cached topology binaries (mode 755)
 //! <data_dir>/workers/<port>/assignment.json the worker's control::Assignment
 //! <data_dir>/workers/<port>/worker.json     {pid, topology, version, port, artifact}
+//! <data_dir>/workers/<port>/home/           the worker's own dir when it runs as worker_user
+//! <data_dir>/state/                         the workers' redb state (worker_user's, mode 700)
 //! <data_dir>/logs/<topology>-<port>.log     the worker's stdout and stderr
 //! ```
 
@@ -114,6 +116,12 @@ impl DataDir {
     /// `<root>/workers/<port>`.
     pub fn worker_dir(&self, port: u16) -> PathBuf {
         self.workers_dir().join(port.to_string())
+    }
+
+    /// `<root>/workers/<port>/home`: a worker's own directory (its working directory and
+    /// `HOME`) when it runs as `worker_user`.
+    pub fn worker_home(&self, port: u16) -> PathBuf {
+        self.worker_dir(port).join("home")
     }
 
     /// `<root>/workers/<port>/assignment.json`.

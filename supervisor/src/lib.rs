@@ -16,6 +16,7 @@ pub mod artifacts;
 pub mod config;
 pub mod data_dir;
 pub mod heartbeat;
+pub mod isolation;
 pub mod log_server;
 pub mod process;
 pub mod reconcile;

@@ -35,6 +35,16 @@ struct Args {
     /// the OS picks, reported to Nimbus].
     #[arg(long)]
     http_listen: Option<String>,
+    /// When root, run workers as --worker-user (true) or as root (false) [default: true].
+    #[arg(long)]
+    run_worker_as_user: Option<bool>,
+    /// The unprivileged user workers run as when the supervisor is root [default:
+    /// tempest-worker].
+    #[arg(long)]
+    worker_user: Option<String>,
+    /// Memory limit of each worker in MiB, with a cgroup [default: none].
+    #[arg(long)]
+    worker_memory_limit_mb: Option<u64>,
 }
 
 #[tokio::main]
@@ -49,6 +59,9 @@ async fn main() -> anyhow::Result<()> {
         heartbeat_secs: args.heartbeat_secs,
         id: args.id,
         http_listen: args.http_listen,
+        run_worker_as_user: args.run_worker_as_user,
+        worker_user: args.worker_user,
+        worker_memory_limit_mb: args.worker_memory_limit_mb,
     };
     let config = SupervisorConfig::load(args.config.as_deref(), &flags)?;
     supervisor::run(config, tempest_server::shutdown::signal())

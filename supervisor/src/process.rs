@@ -32,8 +32,10 @@ pub struct WorkerLaunch {
     pub secret: Option<String>,
     /// Where stdout and stderr are appended.
     pub log_file: PathBuf,
-    /// The worker's working directory.
+    /// The worker's working directory (and `HOME` when it runs as `user`).
     pub work_dir: PathBuf,
+    /// The unprivileged user it runs as, if any (the supervisor is root).
+    pub user: Option<crate::isolation::WorkerUser>,
 }
 
 impl WorkerLaunch {
@@ -81,6 +83,14 @@ impl WorkerLaunch {
         };
         // A user's token the supervisor may have been started with is not the worker's.
         cmd.env_remove(TOKEN_ENV);
+        if let Some(user) = &self.user {
+            // std drops root's supplementary groups (setgroups) before setuid.
+            cmd.uid(user.uid)
+                .gid(user.gid)
+                .env("HOME", &self.work_dir)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
         cmd.spawn()
     }
 }

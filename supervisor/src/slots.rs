@@ -25,8 +25,12 @@ pub struct LaunchSettings {
     pub host: String,
     /// `--nimbus`.
     pub nimbus: String,
-    /// `TEMPEST_SECRET` in its environment.
+    /// The cluster secret (workers get the credential derived from it).
     pub secret: Option<String>,
+    /// The user workers run as (when the supervisor is root).
+    pub user: Option<crate::isolation::WorkerUser>,
+    /// Where worker memory limits go, and the supervisor's limit in MiB.
+    pub memory: Option<(std::sync::Arc<crate::isolation::MemoryCgroups>, u64)>,
 }
 
 /// The worker on one port.
@@ -320,9 +324,20 @@ impl Slots {
     ) -> Result<WorkerProcess, String> {
         let port = want.port;
         let artifact = self.cache.path(&want.artifact).map_err(|e| e.to_string())?;
-        let work_dir = self.dir.worker_dir(port);
+        let mut work_dir = self.dir.worker_dir(port);
         std::fs::create_dir_all(&work_dir)
             .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+        if let Some(user) = &self.launch.user {
+            // Its records stay root's; it works in a directory of its own.
+            work_dir = self.dir.worker_home(port);
+            crate::isolation::give_dir(&work_dir, user).map_err(|e| {
+                format!(
+                    "cannot give {} to worker_user {:?}: {e}",
+                    work_dir.display(),
+                    user.name
+                )
+            })?;
+        }
         std::fs::create_dir_all(self.dir.logs_dir())
             .map_err(|e| format!("cannot create {}: {e}", self.dir.logs_dir().display()))?;
         let assignment_file = self.write_assignment(port, assignment)?;
@@ -336,6 +351,7 @@ impl Slots {
             secret: self.launch.secret.clone(),
             log_file: self.dir.log_file(&want.topology, port),
             work_dir,
+            user: self.launch.user.clone(),
         };
         rotate_log(&launch.log_file);
         note_in_log(&launch, &want.topology, want.version);
@@ -344,6 +360,7 @@ impl Slots {
             .map_err(|e| format!("cannot run {}: {e}", artifact.display()))?;
         let process = WorkerProcess::child(child)
             .ok_or_else(|| format!("{} exited at once", artifact.display()))?;
+        self.limit_memory(port, process.pid(), assignment);
         let record = WorkerRecord {
             pid: process.pid(),
             topology: want.topology.clone(),
@@ -357,6 +374,29 @@ impl Slots {
             tracing::error!(port, "cannot record worker: {e}");
         }
         Ok(process)
+    }
+
+    /// Puts the worker under its memory limit: the supervisor's, lowered by the topology's
+    /// `topology.worker.max.heap.size.mb`; logs where, or why not.
+    fn limit_memory(&self, port: u16, pid: u32, assignment: &Assignment) {
+        let Some((cgroups, cap)) = &self.launch.memory else {
+            return;
+        };
+        let asked = assignment
+            .spec
+            .config
+            .u64_or(
+                tempest_protocol::config::TOPOLOGY_WORKER_MAX_HEAP_SIZE_MB,
+                *cap,
+            )
+            .unwrap_or(*cap);
+        let mb = asked.clamp(16, *cap);
+        match cgroups.limit(port, pid, mb) {
+            Ok(cgroup) => {
+                tracing::info!(port, pid, limit_mb = mb, cgroup = %cgroup.display(), "worker memory limited")
+            }
+            Err(why) => tracing::warn!(port, pid, "worker runs without a memory limit: {why}"),
+        }
     }
 
     /// Writes the assignment a worker on `port` runs to its file.
@@ -534,6 +574,8 @@ mod tests {
                 host: "127.0.0.1".into(),
                 nimbus: "http://127.0.0.1:1".into(),
                 secret: None,
+                user: None,
+                memory: None,
             },
         );
         let want = DesiredWorker {

@@ -34,6 +34,9 @@ pub enum SupervisorError {
     /// The heartbeat task ended unexpectedly (it panicked).
     #[error("the heartbeat task stopped unexpectedly")]
     HeartbeatStopped,
+    /// Workers cannot run as `worker_user` (it does not exist, or is root).
+    #[error("{0}")]
+    WorkerUser(String),
     /// The log server could not listen on `http_listen`.
     #[error("cannot serve worker logs on http_listen {listen:?}: {reason} (choose another address, or \"off\")")]
     LogServer {
@@ -53,9 +56,27 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SupervisorError> {
     config.validate()?;
+    let worker_user = crate::isolation::worker_user(config.run_worker_as_user, &config.worker_user)
+        .map_err(SupervisorError::WorkerUser)?;
     let dir = DataDir::open(&config.data_dir)?;
     let _lock = dir.lock()?;
     let id = dir.supervisor_id(config.id.as_deref())?;
+    if let Some(user) = &worker_user {
+        // The state dir of the workers' redb state provider.
+        let state = dir.root().join("state");
+        crate::isolation::give_dir(&state, user).map_err(|e| {
+            SupervisorError::WorkerUser(format!(
+                "cannot give {} to worker_user {:?}: {e}",
+                state.display(),
+                user.name
+            ))
+        })?;
+    }
+    let memory = config.worker_memory_limit_mb.map(|mb| {
+        let cgroups = crate::isolation::memory_cgroups(&id);
+        cgroups.log();
+        (std::sync::Arc::new(cgroups), mb)
+    });
     let mut client = NimbusClient::new(&config.nimbus, config.secret.clone())?;
     if client.seeds().len() > 1 {
         // Through a failover a heartbeat (or a download) keeps trying for one interval; the
@@ -78,6 +99,8 @@ pub async fn run(
             host: config.host.clone(),
             nimbus: config.nimbus.clone(),
             secret: config.secret.clone(),
+            user: worker_user,
+            memory,
         },
     );
     let now = Instant::now();

@@ -149,6 +149,11 @@ fn config(nimbus: &str, data_dir: &Path) -> SupervisorConfig {
         id: Some(ME.into()),
         http_listen: Some("127.0.0.1:0".into()),
         secret: Some(SECRET.into()),
+        // The script checks its working directory as root's; worker users are tested in
+        // tests/tests/worker_user.rs.
+        run_worker_as_user: false,
+        worker_user: "tempest-worker".into(),
+        worker_memory_limit_mb: None,
         timings: Timings {
             check_interval: Duration::from_millis(50),
             ..Timings::default()

@@ -580,6 +580,15 @@ impl Cluster {
                 "--http-listen".into(),
                 format!("{address}:{http}"),
             ];
+            // The test topologies write to root's temp dirs: unless a test asks for worker
+            // users (tests/tests/worker_user.rs), workers run as the (root) supervisor does.
+            if !opts
+                .supervisor_args
+                .iter()
+                .any(|a| a.starts_with("--run-worker-as-user"))
+            {
+                args.extend(["--run-worker-as-user".into(), "false".into()]);
+            }
             args.extend(opts.supervisor_args.iter().cloned());
             let log = cluster.dir.join(format!("supervisor-{i}.log"));
             cluster.supervisors.push(SupervisorProc {

@@ -79,6 +79,9 @@ pub const TOPOLOGY_USERS: &str = "topology.users";
 /// The user who submitted the topology (Storm's key): set by Nimbus from the credential, any
 /// value given with the topology is replaced.
 pub const TOPOLOGY_SUBMITTER_USER: &str = "topology.submitter.user";
+/// Memory limit of each of the topology's workers, in MiB, enforced with a cgroup by
+/// supervisors that set `worker_memory_limit_mb` (Storm's key; it may only lower that limit).
+pub const TOPOLOGY_WORKER_MAX_HEAP_SIZE_MB: &str = "topology.worker.max.heap.size.mb";
 
 /// Shell components: the multilang serializer (only Storm's JSON one).
 pub const TOPOLOGY_MULTILANG_SERIALIZER: &str = "topology.multilang.serializer";
@@ -322,6 +325,12 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         KeyKind::Text,
         "set by Nimbus",
         "the user who submitted the topology (its owner), from the credential of the submit; a value given with the topology is replaced",
+    ),
+    key(
+        TOPOLOGY_WORKER_MAX_HEAP_SIZE_MB,
+        KeyKind::Count,
+        "the supervisor's worker_memory_limit_mb",
+        "memory limit of each worker in MiB (a cgroup), on supervisors that set worker_memory_limit_mb; it may only lower that limit",
     ),
     key(
         TOPOLOGY_MIN_REPLICATION_COUNT,
