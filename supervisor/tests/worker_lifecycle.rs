@@ -1,7 +1,8 @@
 //! A supervisor against a stub Nimbus (just the heartbeat and artifact endpoints) and a
 //! "topology binary" that is a shell script: it starts the worker with the contract's command
 //! line, restarts it when it dies, keeps it while Nimbus is down, replaces it on a new
-//! version, is adopted by a restarted supervisor, and stops it when the slot goes away.
+//! version, is adopted by a restarted supervisor, and stops it when the slot goes away; a worker
+//! over its memory limit is killed where the host has a memory controller.
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -498,4 +499,92 @@ async fn a_second_supervisor_on_the_same_data_dir_is_refused() {
     };
     assert!(error.contains("in use by another supervisor"), "{error}");
     first.shutdown().await;
+}
+
+/// A worker that waits until its supervisor has moved it into its memory cgroup (it is moved
+/// just after it starts), then has a child allocate (and touch) 300 MiB.
+const HUNGRY_SCRIPT: &str = r#"#!/bin/sh
+i=0
+while ! grep -q tempest- /proc/$$/cgroup && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+echo "cgroup: $(grep -E '(^0::|memory)' /proc/$$/cgroup | tr '\n' ' ')"
+if python3 -c "x = b'x' * (300 << 20)"; then echo "allocation survived"; else echo "allocation killed: $?"; fi
+sleep 60
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_over_its_memory_limit_is_killed_where_the_host_has_a_memory_controller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("supervisor");
+    let pids = Arc::new(Mutex::new(Vec::new()));
+    let _reap = Reap(pids.clone());
+    let stub = Arc::new(Stub::default());
+    let sha = sha256(HUNGRY_SCRIPT.as_bytes());
+    stub.artifacts
+        .lock()
+        .unwrap()
+        .push((sha.clone(), HUNGRY_SCRIPT.as_bytes().to_vec()));
+    let mut a = assignment("hungry", 1, &sha);
+    // The topology lowers the supervisor's 64 MiB to 48.
+    a.spec.config.set(
+        tempest_protocol::config::TOPOLOGY_WORKER_MAX_HEAP_SIZE_MB,
+        48,
+    );
+    *stub.assignments.lock().unwrap() = vec![a];
+    let url = serve(stub.clone()).await;
+    let mut c = config(&url, &data_dir);
+    c.worker_memory_limit_mb = Some(64);
+    let sup = start(c);
+    let worker = wait_for("the worker", 15, || live_worker(&data_dir, 1)).await;
+    pids.lock().unwrap().push(worker.pid);
+    let log = wait_for("the allocation's outcome", 30, || {
+        Some(log_text(&data_dir, "hungry")).filter(|l| l.contains("allocation "))
+    })
+    .await;
+    // The same detection the supervisor made (it makes the same parent dir; no other test
+    // here sets a memory limit).
+    let cgroups = supervisor::isolation::memory_cgroups(ME);
+    let parent = match &cgroups {
+        supervisor::isolation::MemoryCgroups::V2(d)
+        | supervisor::isolation::MemoryCgroups::V1(d) => Some(d.clone()),
+        supervisor::isolation::MemoryCgroups::Unavailable(why) => {
+            eprintln!("no memory controller here ({why}): checking the worker ran unlimited");
+            None
+        }
+    };
+    match &parent {
+        Some(parent) => {
+            let dir = parent.join(PORT.to_string());
+            let limit_file = ["memory.max", "memory.limit_in_bytes"]
+                .iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.exists())
+                .expect("a memory limit file");
+            let limit: u64 = std::fs::read_to_string(&limit_file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            assert_eq!(limit, 48 << 20, "{}", limit_file.display());
+            assert!(log.contains(&format!("tempest-{ME}/{PORT}")), "{log}");
+            assert!(
+                log.contains("allocation killed: 137"),
+                "300 MiB under a 48 MiB limit: {log}"
+            );
+        }
+        None => assert!(log.contains("allocation survived"), "{log}"),
+    }
+    sup.shutdown().await;
+    let _ = killpg(Pid::from_raw(worker.pid as i32), Signal::SIGKILL);
+    if let Some(parent) = parent {
+        let dir = parent.join(PORT.to_string());
+        // Empty once the worker's processes are gone.
+        wait_for("the worker's cgroup to empty", 10, || {
+            std::fs::read_to_string(dir.join("cgroup.procs"))
+                .map_or(true, |p| p.trim().is_empty())
+                .then_some(())
+        })
+        .await;
+        let _ = std::fs::remove_dir(&dir);
+        let _ = std::fs::remove_dir(&parent);
+    }
 }
