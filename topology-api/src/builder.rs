@@ -9,7 +9,7 @@ use tempest_protocol::validate::{validate, TopologyError, TopologyErrors};
 use tempest_runtime::{
     BasicBolt, BasicBoltAdapter, Bolt, BoltFactory, CustomGrouping, CustomGroupingFactory,
     OutputDeclarer, Spout, SpoutFactory, StatefulBolt, StatefulBoltAdapter, Topology, WindowedBolt,
-    WindowedBoltAdapter, Windowing, DEFAULT_STREAM,
+    WindowedBoltAdapter, Windowing, DEFAULT_STREAM, AggregatingBoltAdapter, WindowAggregate,
 };
 
 /// The input of a subscription: a component's default stream (`"split"`) or a named one
@@ -216,6 +216,42 @@ impl TopologyBuilder {
         let declarer = self.set_bolt(
             id,
             move || WindowedBoltAdapter::new(factory(), windowing.clone()),
+            parallelism,
+        );
+        for (key, value) in config.iter() {
+            declarer.builder.spec.components[declarer.index]
+                .config
+                .set(key.clone(), value.clone());
+        }
+        declarer
+    }
+
+    /// Adds an aggregating windowed bolt ([`WindowAggregate`]): each tuple is folded into an
+    /// accumulator of its window and key as it arrives (and acked), and each window's
+    /// results are emitted when it closes (or as they change, [`OutputMode::Update`]).
+    /// `windowing` must use durations; memory is keys × open panes, bounded by
+    /// `Windowing::with_max_accumulators`. See the README's "Aggregating windows".
+    pub fn set_aggregating_bolt<A, F>(
+        &mut self,
+        id: &str,
+        factory: F,
+        parallelism: u32,
+        windowing: Windowing,
+    ) -> BoltDeclarer<'_>
+    where
+        A: WindowAggregate,
+        F: Fn() -> A + Send + Sync + 'static,
+    {
+        for message in windowing.aggregating_problems() {
+            self.problems.push(TopologyError::BadWindow {
+                bolt: id.to_string(),
+                message,
+            });
+        }
+        let config = windowing.to_aggregating_config();
+        let declarer = self.set_bolt(
+            id,
+            move || AggregatingBoltAdapter::new(factory(), windowing.clone()),
             parallelism,
         );
         for (key, value) in config.iter() {

@@ -34,6 +34,7 @@ pub use tempest_runtime::{
     TupleError, Value, Values, Window, WindowCollector, WindowSize, WindowedBolt, Windowing,
     DEFAULT_STREAM, TICK_STREAM,
 };
+pub use tempest_runtime::{OutputMode, Reduce, WindowAggregate, WindowSpan};
 
 /// Stateful bolts' stores and their errors.
 pub mod state {
@@ -70,8 +71,8 @@ pub mod prelude {
         async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
         ComponentResult, Config, CustomGrouping, ExecuteNow, FailReason, KeyValueState,
         OutputCollector, OutputDeclarer, Spout, SpoutOutputCollector, StatefulBolt, Topology,
-        TopologyBuilder, TopologyContext, Tuple, Value, Values, Window, WindowCollector,
-        WindowSize, WindowedBolt, Windowing,
+        TopologyBuilder, TopologyContext, Tuple, Value, Values, Window, WindowAggregate,
+        WindowCollector, WindowSize, WindowSpan, WindowedBolt, Windowing, OutputMode, Reduce,
     };
 }
 

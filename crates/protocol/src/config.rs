@@ -53,6 +53,13 @@ pub const TOPOLOGY_BOLTS_LATE_TUPLE_STREAM: &str = "topology.bolts.late.tuple.st
 pub const TOPOLOGY_BOLTS_WINDOW_IDLE_TIMEOUT_MS: &str = "topology.bolts.window.idle.timeout.ms";
 /// Most tuples a windowed task holds; more are failed.
 pub const TOPOLOGY_BOLTS_WINDOW_MAX_TUPLES: &str = "topology.bolts.window.max.tuples";
+/// Set by the builder on an aggregating windowed bolt: it folds tuples into accumulators
+/// instead of holding them (the tuple-holding checks do not apply).
+pub const TOPOLOGY_BOLTS_WINDOW_AGGREGATING: &str = "topology.bolts.window.aggregating";
+/// Most (pane, key) accumulators an aggregating windowed task holds; more are failed.
+pub const TOPOLOGY_BOLTS_WINDOW_MAX_ACCUMULATORS: &str = "topology.bolts.window.max.accumulators";
+/// When an aggregating window emits: `append` (once, when it closes) or `update`.
+pub const TOPOLOGY_BOLTS_WINDOW_OUTPUT_MODE: &str = "topology.bolts.window.output.mode";
 
 /// Set by the builder on a stateful bolt: the topology takes checkpoints.
 pub const TOPOLOGY_BOLTS_STATEFUL: &str = "topology.bolts.stateful";
@@ -253,6 +260,24 @@ pub const KNOWN_KEYS: &[KnownKey] = &[
         KeyKind::Count,
         "100000",
         "most tuples a windowed task holds; more are failed and replayed",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_AGGREGATING,
+        KeyKind::Bool,
+        "false",
+        "set by `set_aggregating_bolt`: the windows fold tuples into per-key accumulators",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_MAX_ACCUMULATORS,
+        KeyKind::Count,
+        "1000000",
+        "most (pane, key) accumulators an aggregating windowed task holds; tuples needing a new one are failed",
+    ),
+    key(
+        TOPOLOGY_BOLTS_WINDOW_OUTPUT_MODE,
+        KeyKind::Text,
+        "append",
+        "aggregating windows: `append` emits each window's results once when it closes, `update` emits changed results every watermark interval",
     ),
     key(
         TOPOLOGY_BOLTS_STATEFUL,

@@ -305,12 +305,17 @@ fn window_problems(spec: &TopologySpec, c: &crate::spec::ComponentSpec) -> Vec<S
     if slide_count.is_some() && slide_ms.is_some() {
         p.push("the slide is set both as a count and as a duration".to_string());
     }
+    // An aggregating window acks each tuple once it is folded in (or at the next checkpoint):
+    // no tuple waits for its window, so the timeout and pending checks do not apply.
+    let aggregating = config
+        .bool_or(TOPOLOGY_BOLTS_WINDOW_AGGREGATING, false)
+        .unwrap_or(false);
     let timeout_ms = config
         .u64_or(TOPOLOGY_MESSAGE_TIMEOUT_SECS, 30)
         .unwrap_or(30)
         .saturating_mul(1000);
     let durations = len_ms.unwrap_or(0) + slide_ms.unwrap_or(0);
-    if durations > timeout_ms {
+    if durations > timeout_ms && !aggregating {
         p.push(format!(
             "window duration (length + slide) {durations} ms is more than {TOPOLOGY_MESSAGE_TIMEOUT_SECS} ({} s): \
              tuples would time out while they wait in a window; raise the timeout or shorten the window",
@@ -321,7 +326,7 @@ fn window_problems(spec: &TopologySpec, c: &crate::spec::ComponentSpec) -> Vec<S
         .u64_or(TOPOLOGY_MAX_SPOUT_PENDING, 5000)
         .unwrap_or(5000);
     let counts = len_count.unwrap_or(0) + slide_count.unwrap_or(0);
-    if counts > pending {
+    if counts > pending && !aggregating {
         p.push(format!(
             "window count (length + slide) {counts} is more than {TOPOLOGY_MAX_SPOUT_PENDING} ({pending}): \
              the spouts would stop before a window fills; raise it or shorten the window"

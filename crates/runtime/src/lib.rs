@@ -49,6 +49,7 @@ pub use topology::{BoltFactory, SpecMismatch, SpoutFactory, Topology};
 pub use tuple::{FieldKey, Fields, Tuple, TupleError, DEFAULT_STREAM, TICK_STREAM};
 pub use value::{JsonValueError, Value, Values};
 pub use window::{
-    Window, WindowCollector, WindowSize, WindowedBolt, WindowedBoltAdapter, Windowing,
+    AggregatingBoltAdapter, OutputMode, Reduce, Window, WindowAggregate, WindowCollector,
+    WindowSize, WindowSpan, WindowedBolt, WindowedBoltAdapter, Windowing,
 };
 pub use worker::{run_executors, RunError};

@@ -19,8 +19,13 @@
 //!
 //! The window shapes are in `manager.rs`, as a state machine tested with simulated time.
 
+mod aggregate;
 mod manager;
+mod panes;
 mod watermark;
+
+pub use aggregate::{AggregatingBoltAdapter, Reduce, WindowAggregate};
+pub use panes::WindowSpan;
 
 use crate::collector::{EmitError, OutputCollector};
 use crate::component::{Bolt, ComponentResult, OutputDeclarer, TopologyContext};
@@ -75,10 +80,37 @@ pub struct Windowing {
     idle_timeout: Duration,
     late_stream: Option<String>,
     max_tuples: usize,
+    max_accumulators: usize,
+    output_mode: OutputMode,
+}
+
+/// When an aggregating window emits its results (Spark's output modes that mean something
+/// for windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// Once per window and key, when the watermark passes the window's end (the default).
+    #[default]
+    Append,
+    /// At every timer (event time: every watermark interval; processing time: a tenth of the
+    /// slide, at most 100 ms), the result of each open window and key that changed since the
+    /// last one; nothing more when the window closes.
+    Update,
+}
+
+impl OutputMode {
+    /// Its name in `topology.bolts.window.output.mode`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OutputMode::Append => "append",
+            OutputMode::Update => "update",
+        }
+    }
 }
 
 /// The default bound on the tuples a windowed task holds.
 pub const DEFAULT_MAX_TUPLES: usize = 100_000;
+/// The default bound on the (pane, key) accumulators an aggregating windowed task holds.
+pub const DEFAULT_MAX_ACCUMULATORS: usize = 1_000_000;
 /// The fields of a late tuple stream.
 pub const LATE_TUPLE_FIELDS: [&str; 2] = ["tuple", "timestamp"];
 
@@ -95,6 +127,8 @@ impl Windowing {
             idle_timeout: Duration::from_secs(10),
             late_stream: None,
             max_tuples: DEFAULT_MAX_TUPLES,
+            max_accumulators: DEFAULT_MAX_ACCUMULATORS,
+            output_mode: OutputMode::Append,
         }
     }
 
@@ -149,6 +183,19 @@ impl Windowing {
         self
     }
 
+    /// Aggregating windows: at most `n` (pane, key) accumulators per task; a tuple that needs
+    /// a new one beyond that is failed (default [`DEFAULT_MAX_ACCUMULATORS`]).
+    pub fn with_max_accumulators(mut self, n: usize) -> Self {
+        self.max_accumulators = n;
+        self
+    }
+
+    /// Aggregating windows: when results are emitted (default [`OutputMode::Append`]).
+    pub fn with_output_mode(mut self, mode: OutputMode) -> Self {
+        self.output_mode = mode;
+        self
+    }
+
     /// Whether windows are in event time.
     pub fn is_event_time(&self) -> bool {
         self.timestamp.is_some()
@@ -193,9 +240,96 @@ impl Windowing {
         c
     }
 
-    /// What is wrong with these windows on their own (zero sizes, a late stream without event
-    /// time); the checks against the topology are in `validate`.
+    /// The config keys of these windows on an aggregating bolt: [`Self::to_config`] without
+    /// the tuple bound, with the accumulator bound and the output mode.
+    pub fn to_aggregating_config(&self) -> Config {
+        let mut c = Config::new();
+        for (k, v) in self.to_config().iter() {
+            if k != TOPOLOGY_BOLTS_WINDOW_MAX_TUPLES {
+                c.set(k.clone(), v.clone());
+            }
+        }
+        c.set(TOPOLOGY_BOLTS_WINDOW_AGGREGATING, true);
+        c.set(
+            TOPOLOGY_BOLTS_WINDOW_MAX_ACCUMULATORS,
+            self.max_accumulators as u64,
+        );
+        c.set(TOPOLOGY_BOLTS_WINDOW_OUTPUT_MODE, self.output_mode.as_str());
+        c
+    }
+
+    /// What is wrong with these windows for an aggregating bolt: [`Self::problems`], and a
+    /// count length or slide (accumulators are kept per time pane).
+    pub fn aggregating_problems(&self) -> Vec<String> {
+        let mut p = self.shape_problems();
+        if !matches!(
+            (self.length, self.slide),
+            (WindowSize::Duration(_), WindowSize::Duration(_))
+        ) {
+            p.push("an aggregating window needs a duration for its length and its slide (counts need every tuple: use set_windowed_bolt)".to_string());
+        }
+        if self.max_accumulators == 0 {
+            p.push("max accumulators is 0; an aggregating task must be able to hold one".to_string());
+        }
+        p
+    }
+
+    /// The event time of `t`, or why there is none (`Ok(None)`: processing time).
+    pub(crate) fn event_time(&self, t: &Tuple) -> Result<Option<i64>, String> {
+        match &self.timestamp {
+            None => Ok(None),
+            Some(Timestamp::Field(f)) => t.i64(f.as_str()).map(Some).map_err(|e| {
+                format!(
+                    "no event time for a tuple from {}: {e}",
+                    t.source_component()
+                )
+            }),
+            Some(Timestamp::Extractor(f)) => f(t).map(Some).ok_or_else(|| {
+                format!(
+                    "the timestamp extractor gave no time for a tuple from {}",
+                    t.source_component()
+                )
+            }),
+        }
+    }
+
+    /// The watermarks of a task in `ctx` (event time), over every task of every input.
+    pub(crate) fn watermarks(&self, ctx: &TopologyContext) -> Option<Watermarks> {
+        self.timestamp.as_ref().map(|_| {
+            let spec = ctx.spec();
+            let inputs = spec
+                .component(ctx.component_id())
+                .map(|c| c.inputs.clone())
+                .unwrap_or_default();
+            let expected = inputs.iter().flat_map(|i| {
+                ctx.tasks_of(&i.component)
+                    .map(move |task| (task, i.stream.clone()))
+            });
+            Watermarks::new(
+                expected.collect::<Vec<_>>(),
+                self.lag.as_millis() as i64,
+                self.idle_timeout.as_millis() as i64,
+                now_ms(),
+            )
+        })
+    }
+
+    /// What is wrong with these windows on their own for a tuple-holding bolt (zero sizes, a
+    /// late stream without event time, the update output mode); the checks against the
+    /// topology are in `validate`.
     pub fn problems(&self) -> Vec<String> {
+        let mut p = self.shape_problems();
+        if self.max_tuples == 0 {
+            p.push("max tuples is 0; a windowed task must be able to hold one".to_string());
+        }
+        if self.output_mode == OutputMode::Update {
+            p.push("the update output mode needs an aggregating window (set_aggregating_bolt); a tuple-holding window is evaluated once".to_string());
+        }
+        p
+    }
+
+    /// What is wrong with the sizes and the late stream.
+    fn shape_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         let zero = |s: WindowSize| match s {
             WindowSize::Count(n) => n == 0,
@@ -213,15 +347,12 @@ impl Windowing {
                     .to_string(),
             );
         }
-        if self.max_tuples == 0 {
-            p.push("max tuples is 0; a windowed task must be able to hold one".to_string());
-        }
         p
     }
 
     /// How often the task needs a timer: to compute the watermark (event time) or to
     /// evaluate time-slide windows close to their end (processing time).
-    fn timer(&self) -> Option<Duration> {
+    pub(crate) fn timer(&self) -> Option<Duration> {
         match (&self.timestamp, self.slide) {
             (Some(_), _) => Some(self.watermark_interval.max(Duration::from_millis(1))),
             (None, WindowSize::Duration(s)) => {
@@ -356,25 +487,6 @@ impl<B: WindowedBolt> WindowedBoltAdapter<B> {
         }
     }
 
-    /// The event time of `t`, or why there is none.
-    fn timestamp(&self, t: &Tuple) -> Result<Option<i64>, String> {
-        match &self.windowing.timestamp {
-            None => Ok(None),
-            Some(Timestamp::Field(f)) => t.i64(f.as_str()).map(Some).map_err(|e| {
-                format!(
-                    "no event time for a tuple from {}: {e}",
-                    t.source_component()
-                )
-            }),
-            Some(Timestamp::Extractor(f)) => f(t).map(Some).ok_or_else(|| {
-                format!(
-                    "the timestamp extractor gave no time for a tuple from {}",
-                    t.source_component()
-                )
-            }),
-        }
-    }
-
     /// Evaluates every due window and acks (or fails) what expired.
     async fn evaluate(&mut self, collector: &mut OutputCollector) {
         let Some(running) = self.running.as_mut() else {
@@ -466,23 +578,7 @@ impl<B: WindowedBolt> Bolt for WindowedBoltAdapter<B> {
             WindowSize::Count(n) => Slide::Count(n),
             WindowSize::Duration(d) => Slide::Millis(d.as_millis() as i64),
         };
-        let watermarks = w.timestamp.as_ref().map(|_| {
-            let spec = ctx.spec();
-            let inputs = spec
-                .component(ctx.component_id())
-                .map(|c| c.inputs.clone())
-                .unwrap_or_default();
-            let expected = inputs.iter().flat_map(|i| {
-                ctx.tasks_of(&i.component)
-                    .map(move |task| (task, i.stream.clone()))
-            });
-            Watermarks::new(
-                expected.collect::<Vec<_>>(),
-                w.lag.as_millis() as i64,
-                w.idle_timeout.as_millis() as i64,
-                now_ms(),
-            )
-        });
+        let watermarks = w.watermarks(ctx);
         self.running = Some(Running {
             manager: WindowManager::new(length, slide, w.max_tuples),
             watermarks,
@@ -497,7 +593,7 @@ impl<B: WindowedBolt> Bolt for WindowedBoltAdapter<B> {
             self.on_timer(collector).await;
             return Ok(());
         }
-        let ts = match self.timestamp(&input) {
+        let ts = match self.windowing.event_time(&input) {
             Ok(ts) => ts,
             Err(e) => {
                 collector.fail_because(&input, &e);
