@@ -7,9 +7,9 @@ use tempest_protocol::config::TOPOLOGY_BOLTS_STATEFUL;
 use tempest_protocol::spec::{ComponentKind, ComponentSpec, GroupingSpec, InputSpec, TopologySpec};
 use tempest_protocol::validate::{validate, TopologyError, TopologyErrors};
 use tempest_runtime::{
-    BasicBolt, BasicBoltAdapter, Bolt, BoltFactory, CustomGrouping, CustomGroupingFactory,
-    OutputDeclarer, Spout, SpoutFactory, StatefulBolt, StatefulBoltAdapter, Topology, WindowedBolt,
-    WindowedBoltAdapter, Windowing, DEFAULT_STREAM, AggregatingBoltAdapter, WindowAggregate,
+    AggregatingBoltAdapter, BasicBolt, BasicBoltAdapter, Bolt, BoltFactory, CustomGrouping,
+    CustomGroupingFactory, OutputDeclarer, Spout, SpoutFactory, StatefulBolt, StatefulBoltAdapter,
+    Topology, WindowAggregate, WindowedBolt, WindowedBoltAdapter, Windowing, DEFAULT_STREAM,
 };
 
 /// The input of a subscription: a component's default stream (`"split"`) or a named one

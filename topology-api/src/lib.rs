@@ -70,9 +70,9 @@ pub mod prelude {
     pub use crate::{
         async_trait, values, BasicBolt, BasicOutputCollector, Bolt, ComponentError,
         ComponentResult, Config, CustomGrouping, ExecuteNow, FailReason, KeyValueState,
-        OutputCollector, OutputDeclarer, Spout, SpoutOutputCollector, StatefulBolt, Topology,
-        TopologyBuilder, TopologyContext, Tuple, Value, Values, Window, WindowAggregate,
-        WindowCollector, WindowSize, WindowSpan, WindowedBolt, Windowing, OutputMode, Reduce,
+        OutputCollector, OutputDeclarer, OutputMode, Reduce, Spout, SpoutOutputCollector,
+        StatefulBolt, Topology, TopologyBuilder, TopologyContext, Tuple, Value, Values, Window,
+        WindowAggregate, WindowCollector, WindowSize, WindowSpan, WindowedBolt, Windowing,
     };
 }
 

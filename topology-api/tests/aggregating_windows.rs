@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-use topology_api::testing::{simulated, TrackedTopology};
 use topology_api::prelude::*;
+use topology_api::testing::{simulated, TrackedTopology};
 
 /// Declares the events' fields; the tests feed it.
 struct Events;
@@ -229,7 +229,10 @@ fn aggregating_windows_need_durations() {
         Windowing::tumbling(WindowSize::Count(10)),
     )
     .shuffle_grouping("events");
-    let err = b.build().expect_err("a count window cannot aggregate").to_string();
+    let err = b
+        .build()
+        .expect_err("a count window cannot aggregate")
+        .to_string();
     assert!(
         err.contains("\"count\"") && err.contains("needs a duration"),
         "{err}"
@@ -242,7 +245,11 @@ fn tuple_windows_refuse_the_update_mode() {
     #[async_trait]
     impl WindowedBolt for Nothing {
         fn declare_output_fields(&self, _: &mut OutputDeclarer) {}
-        async fn execute(&mut self, _: &Window<'_>, _: &mut WindowCollector<'_>) -> ComponentResult {
+        async fn execute(
+            &mut self,
+            _: &Window<'_>,
+            _: &mut WindowCollector<'_>,
+        ) -> ComponentResult {
             Ok(())
         }
     }

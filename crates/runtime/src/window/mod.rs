@@ -269,7 +269,9 @@ impl Windowing {
             p.push("an aggregating window needs a duration for its length and its slide (counts need every tuple: use set_windowed_bolt)".to_string());
         }
         if self.max_accumulators == 0 {
-            p.push("max accumulators is 0; an aggregating task must be able to hold one".to_string());
+            p.push(
+                "max accumulators is 0; an aggregating task must be able to hold one".to_string(),
+            );
         }
         p
     }

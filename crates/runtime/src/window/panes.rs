@@ -63,7 +63,12 @@ fn gcd(a: i64, b: i64) -> i64 {
 impl<K: Eq + Hash + Clone, A> Panes<K, A> {
     /// Windows of `length_ms` sliding by `slide_ms` (both > 0), at most `max_entries`
     /// accumulators; `track_changes` keeps what changed for update passes.
-    pub(crate) fn new(length_ms: i64, slide_ms: i64, max_entries: usize, track_changes: bool) -> Self {
+    pub(crate) fn new(
+        length_ms: i64,
+        slide_ms: i64,
+        max_entries: usize,
+        track_changes: bool,
+    ) -> Self {
         let (length, slide) = (length_ms.max(1), slide_ms.max(1));
         Panes {
             length,
@@ -258,39 +263,6 @@ impl<K: Eq + Hash + Clone, A> Panes<K, A> {
             }
         }
     }
-
-    /// Every accumulator, by pane start (what a checkpoint saves).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, &K, &A)> {
-        self.panes
-            .iter()
-            .flat_map(|(p, accs)| accs.iter().map(move |(k, a)| (*p, k, a)))
-    }
-
-    /// The last closed window's end (`i64::MIN`: none yet).
-    pub(crate) fn closed_upto(&self) -> i64 {
-        self.closed_upto
-    }
-
-    /// Restores what [`Self::iter`], [`Self::watermark`] and [`Self::closed_upto`] gave.
-    pub(crate) fn restore(
-        &mut self,
-        watermark: i64,
-        closed_upto: i64,
-        entries: impl IntoIterator<Item = (i64, K, A)>,
-    ) {
-        self.watermark = watermark;
-        self.closed_upto = closed_upto;
-        self.panes.clear();
-        self.entries = 0;
-        for (pane, k, a) in entries {
-            if self.panes.entry(pane).or_default().insert(k, a).is_none() {
-                self.entries += 1;
-            }
-        }
-        if let Some(d) = &mut self.dirty {
-            d.clear();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -305,7 +277,10 @@ mod tests {
     }
 
     /// Closes every due window; each as (start, end, sorted (key, count)).
-    fn close_due(p: &mut P) -> Vec<(i64, i64, Vec<(&'static str, i64)>)> {
+    /// Each closed window: start, end and its (key, count) pairs.
+    type Closed = Vec<(i64, i64, Vec<(&'static str, i64)>)>;
+
+    fn close_due(p: &mut P) -> Closed {
         let mut out = Vec::new();
         while let Some(span) = p.next_due() {
             let mut r = p.window_result(span, |a, b| *a += *b);
@@ -377,7 +352,11 @@ mod tests {
         add(&mut p, 2, "b").unwrap();
         assert_eq!(add(&mut p, 3, "c"), Err(NoRoom::Full));
         add(&mut p, 4, "a").unwrap();
-        assert_eq!(add(&mut p, 14, "a"), Err(NoRoom::Full), "a new pane is a new one");
+        assert_eq!(
+            add(&mut p, 14, "a"),
+            Err(NoRoom::Full),
+            "a new pane is a new one"
+        );
         assert_eq!(p.entries(), 2);
         p.advance(10);
         close_due(&mut p);
@@ -390,34 +369,27 @@ mod tests {
         add(&mut p, 6, "a").unwrap();
         add(&mut p, 7, "a").unwrap();
         let u = p.take_updates(|a, b| *a += *b);
-        let spans: Vec<(i64, i64, &str, i64)> =
-            u.iter().map(|(s, k, a)| (s.start_ms, s.end_ms, *k, *a)).collect();
+        let spans: Vec<(i64, i64, &str, i64)> = u
+            .iter()
+            .map(|(s, k, a)| (s.start_ms, s.end_ms, *k, *a))
+            .collect();
         assert_eq!(spans, vec![(0, 10, "a", 2), (5, 15, "a", 2)]);
-        assert!(p.take_updates(|a, b| *a += *b).is_empty(), "nothing changed since");
+        assert!(
+            p.take_updates(|a, b| *a += *b).is_empty(),
+            "nothing changed since"
+        );
         p.advance(10);
         close_due(&mut p);
         add(&mut p, 11, "a").unwrap();
         let u = p.take_updates(|a, b| *a += *b);
-        let spans: Vec<(i64, i64, i64)> =
-            u.iter().map(|(s, _, a)| (s.start_ms, s.end_ms, *a)).collect();
-        assert_eq!(spans, vec![(5, 15, 3), (10, 20, 1)], "the closed window is not updated");
-    }
-
-    #[test]
-    fn restore_gives_back_the_same_windows() {
-        let mut p = P::new(10, 5, 100, false);
-        for (ts, k) in [(1, "a"), (7, "b"), (12, "a")] {
-            add(&mut p, ts, k).unwrap();
-        }
-        p.advance(5);
-        close_due(&mut p);
-        let saved: Vec<(i64, &str, i64)> = p.iter().map(|(pn, k, a)| (pn, *k, *a)).collect();
-        let mut q = P::new(10, 5, 100, false);
-        q.restore(p.watermark(), p.closed_upto(), saved);
-        assert_eq!(q.entries(), p.entries());
-        p.advance(100);
-        q.advance(100);
-        assert_eq!(close_due(&mut q), close_due(&mut p));
-        assert_eq!(add(&mut q, 3, "a"), Err(NoRoom::Late));
+        let spans: Vec<(i64, i64, i64)> = u
+            .iter()
+            .map(|(s, _, a)| (s.start_ms, s.end_ms, *a))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![(5, 15, 3), (10, 20, 1)],
+            "the closed window is not updated"
+        );
     }
 }
