@@ -1,23 +1,31 @@
-//! Frames on a worker connection: tokio-util's length-delimited codec (4-byte big-endian length)
-//! limited to [`MAX_FRAME`] both ways, a tag byte, then a handshake message or a data body.
+//! Frames on a worker connection: tokio-util's length-delimited codec (4-byte big-endian length),
+//! a tag byte, then a handshake message or a data body. Until its handshake has succeeded a
+//! connection takes frames of at most [`MAX_HANDSHAKE_FRAME`] both ways, so a peer that has not
+//! proven who it is cannot make a worker buffer more; then [`MAX_FRAME`].
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
 /// Largest frame sent or accepted: a longer one from a peer closes that connection; a batch that
 /// would encode longer is split or, alone, failed.
 pub const MAX_FRAME: usize = 64 << 20;
 
+/// Largest frame sent or accepted before the handshake has succeeded (a hello, welcome or
+/// refusal is a few hundred bytes): the most an unauthenticated peer can make a worker buffer
+/// per connection. A peer declaring a longer one has that connection closed.
+pub const MAX_HANDSHAKE_FRAME: usize = 16 << 10;
+
 const HANDSHAKE: u8 = 0;
 const DATA: u8 = 1;
 
-fn codec() -> LengthDelimitedCodec {
+/// The length-delimited codec, taking frames of at most `max_frame` bytes.
+pub(crate) fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
+        .max_frame_length(max_frame)
         .new_codec()
 }
 
@@ -70,7 +78,8 @@ pub(crate) type FrameReader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
 /// Writes frames.
 pub(crate) type FrameWriter = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
 
-/// A TCP connection to a peer, framed both ways.
+/// A TCP connection to a peer, framed both ways: frames of at most [`MAX_HANDSHAKE_FRAME`]
+/// bytes until [`Connection::authenticated`].
 pub(crate) struct Connection {
     pub(crate) reader: FrameReader,
     pub(crate) writer: FrameWriter,
@@ -81,9 +90,15 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         Connection {
-            reader: FramedRead::new(rd, codec()),
-            writer: FramedWrite::new(wr, codec()),
+            reader: FramedRead::new(rd, codec(MAX_HANDSHAKE_FRAME)),
+            writer: FramedWrite::new(wr, codec(MAX_HANDSHAKE_FRAME)),
         }
+    }
+
+    /// The handshake succeeded: frames of up to [`MAX_FRAME`] bytes from now on, both ways.
+    pub(crate) fn authenticated(&mut self) {
+        self.reader.decoder_mut().set_max_frame_length(MAX_FRAME);
+        self.writer.encoder_mut().set_max_frame_length(MAX_FRAME);
     }
 
     pub(crate) async fn send_handshake(&mut self, h: &Handshake) -> std::io::Result<()> {
@@ -107,11 +122,35 @@ pub(crate) async fn send_data(writer: &mut FrameWriter, frame: Vec<u8>) -> std::
 }
 
 pub(crate) async fn read_frame(reader: &mut FrameReader) -> std::io::Result<Frame> {
-    let mut bytes = match reader.next().await {
-        Some(Ok(b)) => b,
-        Some(Err(e)) => return Err(e),
-        None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+    match reader.next().await {
+        Some(Ok(bytes)) => decode_frame(bytes),
+        Some(Err(e)) => Err(name_the_limit(e, reader.decoder().max_frame_length())),
+        None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// A codec error for a declared length over `limit` says the limit (tokio-util only says "frame
+/// size too big"); other errors pass unchanged.
+pub(crate) fn name_the_limit(e: std::io::Error, limit: usize) -> std::io::Error {
+    let too_long = e
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>());
+    if !too_long {
+        return e;
+    }
+    let when = if limit < MAX_FRAME {
+        " before the handshake"
+    } else {
+        ""
     };
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("the peer declared a frame longer than the {limit} byte limit{when}"),
+    )
+}
+
+/// A frame's bytes (without the length) as a handshake message or a data body.
+pub(crate) fn decode_frame(mut bytes: BytesMut) -> std::io::Result<Frame> {
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     match bytes.first() {
         Some(&HANDSHAKE) => rmp_serde::from_slice(&bytes[1..])
@@ -140,11 +179,15 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let mut conn = Connection::new(server);
         client
-            .write_all(&((MAX_FRAME as u32) + 1).to_be_bytes())
+            .write_all(&((MAX_HANDSHAKE_FRAME as u32) + 1).to_be_bytes())
             .await
             .unwrap();
         let err = conn.recv().await.unwrap_err();
-        assert!(err.to_string().contains("frame size too big"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("longer than the 16384 byte limit before the handshake"),
+            "{err}"
+        );
 
         for garbage in [&[0, 0, 0, 3, 0, 0xc1, 0xc1][..], &[0, 0, 0, 1, 7]] {
             let mut client = TcpStream::connect(addr).await.unwrap();
@@ -154,5 +197,40 @@ mod tests {
             let err = conn.recv().await.unwrap_err();
             assert!(err.to_string().contains("undecodable frame"), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn after_the_handshake_frames_up_to_max_frame_pass() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = Connection::new(TcpStream::connect(addr).await.unwrap());
+        let (server, _) = listener.accept().await.unwrap();
+        let mut conn = Connection::new(server);
+        conn.authenticated();
+        client.authenticated();
+        let mut big = data_frame_start();
+        big.resize(1 << 20, 7);
+        let sending = tokio::spawn(async move {
+            send_data(&mut client.writer, big).await.unwrap();
+            client
+        });
+        match conn.recv().await.unwrap() {
+            Frame::Data(body) => assert_eq!(body.len(), (1 << 20) - 1),
+            other => panic!("{other:?}"),
+        }
+        let client = sending.await.unwrap();
+        let mut raw = client
+            .writer
+            .into_inner()
+            .reunite(client.reader.into_inner())
+            .unwrap();
+        raw.write_all(&((MAX_FRAME as u32) + 1).to_be_bytes())
+            .await
+            .unwrap();
+        let err = conn.recv().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the peer declared a frame longer than the 67108864 byte limit"
+        );
     }
 }

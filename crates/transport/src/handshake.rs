@@ -20,13 +20,17 @@ pub struct Identity {
     pub exact_version: bool,
 }
 
-/// Sends `hello` and waits for the answer: the connection if welcomed, else why not.
+/// Sends `hello` and waits for the answer: the connection if welcomed (then taking frames of
+/// up to [`crate::MAX_FRAME`]), else why not.
 pub(crate) async fn dial(mut conn: Connection, hello: &Handshake) -> Result<Connection, String> {
     conn.send_handshake(hello)
         .await
         .map_err(|e| e.to_string())?;
     match conn.recv().await {
-        Ok(Frame::Handshake(Handshake::Welcome)) => Ok(conn),
+        Ok(Frame::Handshake(Handshake::Welcome)) => {
+            conn.authenticated();
+            Ok(conn)
+        }
         Ok(Frame::Handshake(Handshake::Refused { reason })) => Err(format!("refused: {reason}")),
         Ok(_) => Err("unexpected answer to the hello".into()),
         Err(e) => Err(format!("no answer to the hello: {e}")),

@@ -33,7 +33,7 @@ mod link;
 mod transport;
 mod wire;
 
-pub use frame::{Handshake, Lane, LANES, MAX_FRAME};
+pub use frame::{Handshake, Lane, LANES, MAX_FRAME, MAX_HANDSHAKE_FRAME};
 pub use handshake::Identity;
 pub use link::HOLD;
 pub use transport::{Peer, RemoteRoute, Transport, TransportHandle};

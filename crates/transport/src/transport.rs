@@ -243,6 +243,7 @@ async fn accept_loop<W: Wire>(
             .await;
             match checked {
                 Ok(Ok(handover)) => {
+                    conn.authenticated();
                     if conn.send_handshake(&Handshake::Welcome).await.is_ok() {
                         // The link takes it at once in every state; gone if it just stopped.
                         let _ = handover.send(conn).await;
