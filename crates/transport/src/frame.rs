@@ -102,14 +102,19 @@ impl Connection {
     }
 
     pub(crate) async fn send_handshake(&mut self, h: &Handshake) -> std::io::Result<()> {
-        let mut body = vec![HANDSHAKE];
-        rmp_serde::encode::write(&mut body, h).map_err(std::io::Error::other)?;
-        self.writer.send(Bytes::from(body)).await
+        self.writer.send(Bytes::from(handshake_frame(h)?)).await
     }
 
     pub(crate) async fn recv(&mut self) -> std::io::Result<Frame> {
         read_frame(&mut self.reader).await
     }
+}
+
+/// A handshake frame's bytes (without the length): the tag, then the message.
+pub(crate) fn handshake_frame(h: &Handshake) -> std::io::Result<Vec<u8>> {
+    let mut body = vec![HANDSHAKE];
+    rmp_serde::encode::write(&mut body, h).map_err(std::io::Error::other)?;
+    Ok(body)
 }
 
 /// A data frame's bytes: the tag, then the body the [`crate::Wire`] encodes after it.

@@ -28,6 +28,8 @@
 
 pub mod backoff;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 pub mod handshake;
 mod link;
 mod transport;
