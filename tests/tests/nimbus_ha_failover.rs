@@ -12,8 +12,8 @@
 //! - SIGTERM of the leader: it revokes its lease, another leads within about a second.
 
 use cluster_tests::{
-    ask_leader, eventually, expected_counts, serial, topology_bin, workspace_bin, CliOutput,
-    Cluster, ClusterOptions, SECRET,
+    ask_leader, eventually, eventually_or, expected_counts, serial, topology_bin, workspace_bin,
+    CliOutput, Cluster, ClusterOptions, SECRET,
 };
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
@@ -268,10 +268,15 @@ async fn kill_9_of_the_etcd_leader_loses_nothing() {
         cluster.logs()
     );
     let client = cluster.client();
-    let after = eventually(
+    let after = eventually_or(
         "the assignment through the seeds",
         Duration::from_secs(30),
-        || async { client.assignment("wc").await.ok() },
+        || async {
+            client
+                .assignment("wc")
+                .await
+                .map_err(|e| format!("{e}\n{}", cluster.logs()))
+        },
     )
     .await;
     assert_eq!(after, before, "the assignment is not lost nor changed");
