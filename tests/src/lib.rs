@@ -998,3 +998,33 @@ pub fn expected_counts(n: u64) -> BTreeMap<String, u64> {
     }
     m
 }
+
+/// The checkpointed-window tests' window length (event time, ms).
+pub const WINDOW_LENGTH_MS: i64 = 2_000;
+/// Their slide: every event is in two windows.
+pub const WINDOW_SLIDE_MS: i64 = 1_000;
+/// Their allowed lag: events are at most this much out of order, so none is late.
+pub const WINDOW_LAG_MS: i64 = 1_000;
+
+/// Event `id` of the checkpointed-window tests: its key (5 keys) and event time, rising by
+/// 10 ms per event and up to 499 ms early (out of order, within [`WINDOW_LAG_MS`]).
+pub fn window_event(id: u64) -> (String, i64) {
+    let jitter = (id.wrapping_mul(2_654_435_761) % 500) as i64;
+    (format!("k{}", id % 5), 1_000_000 + id as i64 * 10 - jitter)
+}
+
+/// The count of every (key, window start, window end) holding an event of `0..n`: each
+/// window `[e - length, e)`, `e` a multiple of the slide.
+pub fn expected_window_counts(n: u64) -> BTreeMap<(String, i64, i64), i64> {
+    let mut out = BTreeMap::new();
+    for id in 0..n {
+        let (key, ts) = window_event(id);
+        let mut end = ts.div_euclid(WINDOW_SLIDE_MS) * WINDOW_SLIDE_MS + WINDOW_SLIDE_MS;
+        while end - WINDOW_LENGTH_MS <= ts {
+            *out.entry((key.clone(), end - WINDOW_LENGTH_MS, end))
+                .or_default() += 1;
+            end += WINDOW_SLIDE_MS;
+        }
+    }
+    out
+}

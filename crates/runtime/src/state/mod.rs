@@ -259,12 +259,50 @@ impl<B: StatefulBolt> StatefulBoltAdapter<B> {
     }
 
     fn restore(&mut self, ctx: &TopologyContext) -> Result<(), String> {
+        let opened = TaskState::open(ctx)?;
+        self.exactly_once = opened.context.exactly_once;
+        self.state = KeyValueState::load(opened.restored.entries).map_err(|e| {
+            format!(
+                "the state of {} does not decode as this bolt's key and value types: {e}",
+                self.task
+            )
+        })?;
+        tracing::info!(task = %self.task, checkpoint = ?opened.restored.checkpoint, keys = self.state.len(), "state restored");
+        self.store = Some(opened.store);
+        self.context = Some(opened.context);
+        Ok(())
+    }
+
+    fn save(&mut self, id: u64) -> Result<(), String> {
+        let store = self.store.as_mut().ok_or("no state store")?;
+        let context = self.context.as_ref().ok_or("no checkpoint settings")?;
+        let changes = self
+            .state
+            .changes()
+            .map_err(|e| format!("cannot encode the state: {e}"))?;
+        save_checkpoint(store.as_mut(), context, &self.task, id, &changes)?;
+        self.state.saved();
+        Ok(())
+    }
+}
+
+/// A task's store, opened and restored as its topology's checkpoint mode says.
+pub(crate) struct TaskState {
+    pub(crate) store: Box<dyn StateStore>,
+    pub(crate) restored: store::Restored,
+    pub(crate) context: std::sync::Arc<context::StateContext>,
+}
+
+impl TaskState {
+    /// Opens the store of the task of `ctx` and restores it: exactly once, to the last
+    /// checkpoint every spout task saw complete (empty before the first); at least once, to
+    /// its own newest.
+    pub(crate) fn open(ctx: &TopologyContext) -> Result<Self, String> {
         let Some(sc) = ctx.state.clone() else {
             return Err(
                 "the topology has no checkpoint settings (a bug: stateful bolts set them)".into(),
             );
         };
-        self.exactly_once = sc.exactly_once;
         let upto = if sc.exactly_once {
             Some(
                 sc.restore
@@ -290,45 +328,40 @@ impl<B: StatefulBolt> StatefulBoltAdapter<B> {
             Err(StoreError::Missing { wanted: 0, .. }) => store::Restored::default(),
             Err(e) => return Err(e.to_string()),
         };
-        self.state = KeyValueState::load(restored.entries).map_err(|e| {
-            format!(
-                "the state of {} does not decode as this bolt's key and value types: {e}",
-                self.task
-            )
-        })?;
-        tracing::info!(task = %self.task, checkpoint = ?restored.checkpoint, keys = self.state.len(), "state restored");
-        self.store = Some(store);
-        self.context = Some(sc);
-        Ok(())
+        Ok(TaskState {
+            store,
+            restored,
+            context: sc,
+        })
     }
+}
 
-    fn save(&mut self, id: u64) -> Result<(), String> {
-        let store = self.store.as_mut().ok_or("no state store")?;
-        let changes = self
-            .state
-            .changes()
-            .map_err(|e| format!("cannot encode the state: {e}"))?;
-        store.save(id, &changes).map_err(|e| e.to_string())?;
-        self.state.saved();
-        // At least once restores this task's newest checkpoint: older ones can be folded.
-        // Exactly once may roll back to the last one every spout saw complete: fold up to it.
-        let fold = if self.exactly_once {
-            self.context.as_ref().and_then(|sc| {
-                sc.provider
-                    .completed(&sc.topology, &sc.spout_tasks)
-                    .ok()
-                    .flatten()
-            })
-        } else {
-            Some(id)
-        };
-        if let Some(upto) = fold {
-            if let Err(e) = store.compact(upto) {
-                tracing::warn!(task = %self.task, "compacting state: {e}");
-            }
+/// Saves `changes` as checkpoint `id` of `store`, durably, then folds what can no longer be
+/// rolled back: at least once restores this task's newest checkpoint, so older ones fold;
+/// exactly once may roll back to the last one every spout saw complete, so up to it.
+pub(crate) fn save_checkpoint(
+    store: &mut dyn StateStore,
+    context: &context::StateContext,
+    task: &str,
+    id: u64,
+    changes: &Changes,
+) -> Result<(), String> {
+    store.save(id, changes).map_err(|e| e.to_string())?;
+    let fold = if context.exactly_once {
+        context
+            .provider
+            .completed(&context.topology, &context.spout_tasks)
+            .ok()
+            .flatten()
+    } else {
+        Some(id)
+    };
+    if let Some(upto) = fold {
+        if let Err(e) = store.compact(upto) {
+            tracing::warn!(task, "compacting state: {e}");
         }
-        Ok(())
     }
+    Ok(())
 }
 
 #[async_trait]

@@ -4,23 +4,43 @@
 //! sliding windows are merges of panes (`panes.rs`), so no tuple is read twice.
 //!
 //! Event time, watermarks, idle inputs and late tuples work as in tuple-holding windows
-//! ([`super`]); windows must be time windows (a length and a slide in ms). Each tuple is acked
-//! once it is folded in: outside checkpoints an aggregating window is at most once across a
-//! crash of its task (its open accumulators are in memory); what it emits is not anchored.
+//! ([`super`]); windows must be time windows (a length and a slide in ms). What it emits is not
+//! anchored: a result stands for many tuples, already acked or held for a checkpoint.
+//!
+//! - **Not checkpointed** (a topology without checkpoints): each tuple is acked once it is
+//!   folded in, so a crash of the task loses its open windows (at most once).
+//! - **Checkpointed** (the topology takes checkpoints: it has a stateful bolt, or
+//!   `Windowing::with_checkpoints` asked for them): the windows are operator state, as in
+//!   Flink. At each checkpoint the panes changed or dropped since the last one are saved in
+//!   the task's state store (one store key per pane: its keys and accumulators, MessagePack),
+//!   with the watermark, the last closed window and each input's latest timestamp; a
+//!   restarted task restores them before its first tuple, so windows, timers and lateness
+//!   continue where the checkpoint left them. This is why [`WindowAggregate`]'s key and
+//!   accumulator are `Serialize + DeserializeOwned`. Exactly once: inputs are acked at once
+//!   and the spouts rewind to the restored checkpoint, so every input is counted once in
+//!   every window (a window that closed after the checkpoint emits its result again, with the
+//!   same value: sinks deduplicate by window and key). At least once: inputs are acked when a
+//!   saved checkpoint holds them; replays may then come after the watermark passed them
+//!   (late) or count twice, so results are not exact.
 
 use super::panes::{NoRoom, Panes, WindowSpan};
 use super::watermark::{Mark, Watermarks};
 use super::{now_ms, OutputMode, WindowSize, Windowing, LATE_TUPLE_FIELDS};
 use crate::collector::OutputCollector;
 use crate::component::{Bolt, ComponentResult, ExecuteNow, OutputDeclarer, TopologyContext};
+use crate::state::context::StateContext;
+use crate::state::store::{Changes, StateStore};
+use crate::state::{save_checkpoint, TaskState};
 use crate::tuple::{Tuple, DEFAULT_STREAM};
 use crate::value::{Value, Values};
 use crate::values;
 use async_trait::async_trait;
 use compact_str::CompactString;
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// How an aggregating windowed bolt folds its input: one accumulator per window and key
 /// (Flink's `AggregateFunction`). Wire it with `TopologyBuilder::set_aggregating_bolt`.
@@ -28,9 +48,12 @@ use std::hash::Hash;
 /// Every method is synchronous and called on the bolt's own executor: `add` runs once per
 /// tuple, so keep it cheap. [`Reduce`] implements it for a key, a value and a reduce function.
 pub trait WindowAggregate: Send + 'static {
-    /// What tuples are grouped by.
+    /// What tuples are grouped by. Serde, because a checkpoint saves it with its
+    /// accumulators (topologies with checkpoints; see the module doc).
     type Key: Eq + Hash + Clone + Serialize + DeserializeOwned + Send + Sync;
-    /// The running aggregate of one key in one pane of a window.
+    /// The running aggregate of one key in one pane of a window. Serde, because a
+    /// checkpoint saves it: a type that cannot be (a handle, a closure) does not compile here;
+    /// keep such things in the aggregate itself, or serialize a summary of them.
     type Acc: Clone + Serialize + DeserializeOwned + Send + Sync;
 
     /// Declares the streams [`Self::result`] emits on (the default stream; the late tuple
@@ -161,6 +184,37 @@ struct Running<A: WindowAggregate> {
     watermarks: Option<Watermarks>,
     late: u64,
     refused: u64,
+    checkpoints: Option<Checkpoints>,
+    /// Why the windows could not be restored: inputs are failed instead of counted wrong.
+    broken: Option<String>,
+}
+
+/// A checkpointed task's store and the inputs whose acks wait for the next checkpoint.
+struct Checkpoints {
+    store: Box<dyn StateStore>,
+    context: Arc<StateContext>,
+    /// At least once: inputs folded in since the last saved checkpoint.
+    unacked: Vec<Tuple>,
+}
+
+/// The store key of the windows' progress; panes are `PANE` and their start, big-endian.
+const META_KEY: &[u8] = b"m";
+const PANE: u8 = b'p';
+
+/// What a checkpoint saves besides the panes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    watermark: i64,
+    closed_upto: i64,
+    /// Each input's (task, stream) and latest timestamp.
+    inputs: Vec<((u32, String), i64)>,
+}
+
+fn pane_key(start: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(PANE);
+    k.extend_from_slice(&start.to_be_bytes());
+    k
 }
 
 /// Runs a [`WindowAggregate`] as a [`Bolt`] (what `TopologyBuilder::set_aggregating_bolt`
@@ -204,6 +258,20 @@ impl<A: WindowAggregate> AggregatingBoltAdapter<A> {
             self.on_timer(collector);
             return Ok(());
         }
+        if let Some(running) = self.running.as_mut() {
+            if let Some(why) = &running.broken {
+                // Counting on empty windows would give wrong results: fail instead.
+                if running.refused % 10_000 == 0 {
+                    collector.report_error(format!(
+                        "windows not restored, failing inputs ({} so far): {why}",
+                        running.refused + 1
+                    ));
+                }
+                running.refused += 1;
+                collector.fail_because(&input, format!("windows not restored: {why}"));
+                return Ok(());
+            }
+        }
         let ts = self.windowing.event_time(&input)?;
         let now = now_ms();
         let Some(running) = self.running.as_mut() else {
@@ -227,7 +295,12 @@ impl<A: WindowAggregate> AggregatingBoltAdapter<A> {
         {
             Ok(acc) => {
                 agg.add(acc, &input)?;
-                collector.ack(&input);
+                match running.checkpoints.as_mut() {
+                    Some(c) if !c.context.exactly_once && input.is_tracked() => {
+                        c.unacked.push(input)
+                    }
+                    _ => collector.ack(&input),
+                }
             }
             Err(NoRoom::Late) => {
                 running.late += 1;
@@ -254,6 +327,87 @@ impl<A: WindowAggregate> AggregatingBoltAdapter<A> {
             }
         }
         collector.em.stats.held = running.panes.entries() as u64;
+        Ok(())
+    }
+
+    /// Restores the windows from the task's store (checkpointed windows).
+    fn restore(&mut self, ctx: &TopologyContext) -> Result<(), String> {
+        let Some(running) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let opened = TaskState::open(ctx)?;
+        let task = format!("{} task {}", ctx.component_id(), ctx.task_id());
+        let mut meta = None;
+        let mut panes: Vec<(i64, FxHashMap<A::Key, A::Acc>)> = Vec::new();
+        let undecodable = |e: rmp_serde::decode::Error| {
+            format!(
+                "the windows of {task} do not decode as this bolt's key and accumulator types: {e}"
+            )
+        };
+        for (k, v) in opened.restored.entries {
+            if k == META_KEY {
+                meta = Some(rmp_serde::from_slice::<Meta>(&v).map_err(undecodable)?);
+            } else if k.len() == 9 && k[0] == PANE {
+                let start = i64::from_be_bytes(k[1..9].try_into().expect("8 bytes"));
+                let accs: Vec<(A::Key, A::Acc)> = rmp_serde::from_slice(&v).map_err(undecodable)?;
+                panes.push((start, accs.into_iter().collect()));
+            } else {
+                return Err(format!("the windows of {task} hold an unknown key {k:?}"));
+            }
+        }
+        running.panes.track_saves();
+        if let Some(meta) = meta {
+            running
+                .panes
+                .restore(meta.watermark, meta.closed_upto, panes);
+            if let Some(w) = running.watermarks.as_mut() {
+                w.restore(meta.inputs, now_ms());
+            }
+            tracing::info!(%task, checkpoint = ?opened.restored.checkpoint, accumulators = running.panes.entries(), watermark = meta.watermark, "windows restored");
+        }
+        running.checkpoints = Some(Checkpoints {
+            store: opened.store,
+            context: opened.context,
+            unacked: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Saves the panes changed since the last checkpoint, and the watermark, as `id`.
+    fn save(&mut self, id: u64, task: &str) -> Result<(), String> {
+        let Some(running) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let Some(c) = running.checkpoints.as_mut() else {
+            return Ok(());
+        };
+        let encode = |e: rmp_serde::encode::Error| format!("cannot encode the windows: {e}");
+        let mut changes: Changes = Vec::new();
+        for (start, accs) in running.panes.changes() {
+            let value = match accs {
+                Some(accs) => {
+                    let entries: Vec<(&A::Key, &A::Acc)> = accs.iter().collect();
+                    Some(rmp_serde::to_vec(&entries).map_err(encode)?)
+                }
+                None => None,
+            };
+            changes.push((pane_key(start), value));
+        }
+        let meta = Meta {
+            watermark: running.panes.watermark(),
+            closed_upto: running.panes.closed_upto(),
+            inputs: running
+                .watermarks
+                .as_ref()
+                .map(|w| w.snapshot())
+                .unwrap_or_default(),
+        };
+        changes.push((
+            META_KEY.to_vec(),
+            Some(rmp_serde::to_vec(&meta).map_err(encode)?),
+        ));
+        save_checkpoint(c.store.as_mut(), &c.context, task, id, &changes)?;
+        running.panes.saved();
         Ok(())
     }
 
@@ -335,8 +489,50 @@ impl<A: WindowAggregate> Bolt for AggregatingBoltAdapter<A> {
             watermarks: w.watermarks(ctx),
             late: 0,
             refused: 0,
+            checkpoints: None,
+            broken: None,
         });
-        self.agg.prepare(ctx)
+        self.agg.prepare(ctx)?;
+        // In a checkpointed topology (a stateful bolt, or `Windowing::with_checkpoints`) the
+        // windows are state, as in Flink: saved with every checkpoint, restored here.
+        if ctx.state.is_some() {
+            if let Err(e) = self.restore(ctx) {
+                // As a stateful bolt: not an error of prepare (the worker would restart and
+                // fail again, in a loop); the task stays up, reports it and fails its inputs.
+                tracing::error!(task = ctx.task_id(), "windows not restored: {e}");
+                if let Some(r) = self.running.as_mut() {
+                    r.broken = Some(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, id: u64, collector: &mut OutputCollector) -> ComponentResult {
+        let task = format!("{} task {}", collector.em.component, collector.task_id());
+        if let Some(why) = self.running.as_ref().and_then(|r| r.broken.as_ref()) {
+            return Err(format!("windows not restored: {why}").into());
+        }
+        let saved = self.save(id, &task);
+        let Some(c) = self.running.as_mut().and_then(|r| r.checkpoints.as_mut()) else {
+            return Ok(());
+        };
+        match saved {
+            Ok(()) => {
+                for t in c.unacked.drain(..) {
+                    collector.ack(&t);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The inputs are replayed; the changed panes are saved with the next one.
+                let why = format!("saving the windows: {e}");
+                for t in c.unacked.drain(..) {
+                    collector.fail_because(&t, &why);
+                }
+                Err(why.into())
+            }
+        }
     }
 
     async fn execute(&mut self, input: Tuple, collector: &mut OutputCollector) -> ComponentResult {

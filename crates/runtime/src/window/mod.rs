@@ -82,6 +82,7 @@ pub struct Windowing {
     max_tuples: usize,
     max_accumulators: usize,
     output_mode: OutputMode,
+    checkpointed: bool,
 }
 
 /// When an aggregating window emits its results (Spark's output modes that mean something
@@ -129,6 +130,7 @@ impl Windowing {
             max_tuples: DEFAULT_MAX_TUPLES,
             max_accumulators: DEFAULT_MAX_ACCUMULATORS,
             output_mode: OutputMode::Append,
+            checkpointed: false,
         }
     }
 
@@ -196,6 +198,23 @@ impl Windowing {
         self
     }
 
+    /// The topology takes checkpoints for these windows, as it does for a stateful bolt
+    /// (aggregating windows only). An aggregating window in a topology that takes
+    /// checkpoints (this, or any stateful bolt) saves its open panes' accumulators and its
+    /// watermark with each checkpoint and restores them after a crash: with
+    /// `topology.state.exactly.once` every input is counted once in every window result.
+    /// At least once, inputs are acked once a checkpoint holds them. Tuple-holding windows
+    /// (`set_windowed_bolt`) are not checkpointed: `build()` refuses this on them.
+    pub fn with_checkpoints(mut self) -> Self {
+        self.checkpointed = true;
+        self
+    }
+
+    /// Whether the windows take part in checkpoints.
+    pub fn is_checkpointed(&self) -> bool {
+        self.checkpointed
+    }
+
     /// Whether windows are in event time.
     pub fn is_event_time(&self) -> bool {
         self.timestamp.is_some()
@@ -255,6 +274,9 @@ impl Windowing {
             self.max_accumulators as u64,
         );
         c.set(TOPOLOGY_BOLTS_WINDOW_OUTPUT_MODE, self.output_mode.as_str());
+        if self.checkpointed {
+            c.set(TOPOLOGY_BOLTS_STATEFUL, true);
+        }
         c
     }
 
@@ -326,6 +348,9 @@ impl Windowing {
         }
         if self.output_mode == OutputMode::Update {
             p.push("the update output mode needs an aggregating window (set_aggregating_bolt); a tuple-holding window is evaluated once".to_string());
+        }
+        if self.checkpointed {
+            p.push("checkpoints of tuple-holding windows are not implemented: use an aggregating window (set_aggregating_bolt), or a stateful bolt".to_string());
         }
         p
     }

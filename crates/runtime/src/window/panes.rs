@@ -50,6 +50,17 @@ pub(crate) struct Panes<K, A> {
     closed_upto: i64,
     /// Update mode: the (pane, key) accumulators changed since the last update pass.
     dirty: Option<FxHashSet<(i64, K)>>,
+    /// Checkpoints: the panes changed and dropped since the last save (`None`: not
+    /// checkpointed), and the pane the last item went to (most go to the same).
+    saves: Option<Saves>,
+}
+
+/// What changed since the last checkpoint, pane by pane.
+#[derive(Debug, Default)]
+struct Saves {
+    touched: std::collections::BTreeSet<i64>,
+    dropped: std::collections::BTreeSet<i64>,
+    last_touched: Option<i64>,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -80,7 +91,13 @@ impl<K: Eq + Hash + Clone, A> Panes<K, A> {
             entries: 0,
             closed_upto: i64::MIN,
             dirty: track_changes.then(FxHashSet::default),
+            saves: None,
         }
+    }
+
+    /// Keeps what changed since the last [`Self::saved`], for checkpoints.
+    pub(crate) fn track_saves(&mut self) {
+        self.saves = Some(Saves::default());
     }
 
     /// Accumulators held (keys × open panes).
@@ -126,6 +143,13 @@ impl<K: Eq + Hash + Clone, A> Panes<K, A> {
         };
         if let (Some(dirty), Some(changed)) = (self.dirty.as_mut(), changed) {
             dirty.insert(changed);
+        }
+        if let Some(saves) = self.saves.as_mut() {
+            if saves.last_touched != Some(pane) {
+                saves.touched.insert(pane);
+                saves.dropped.remove(&pane);
+                saves.last_touched = Some(pane);
+            }
         }
         Ok(acc)
     }
@@ -181,6 +205,7 @@ impl<K: Eq + Hash + Clone, A> Panes<K, A> {
             return match self.panes.remove(&span.start_ms) {
                 Some(p) => {
                     self.entries -= p.len();
+                    self.note_dropped(span.start_ms);
                     p.into_iter().collect()
                 }
                 None => Vec::new(),
@@ -260,8 +285,59 @@ impl<K: Eq + Hash + Clone, A> Panes<K, A> {
             }
             if let Some(p) = self.panes.remove(&start) {
                 self.entries -= p.len();
+                self.note_dropped(start);
             }
         }
+    }
+
+    fn note_dropped(&mut self, pane: i64) {
+        if let Some(saves) = self.saves.as_mut() {
+            saves.dropped.insert(pane);
+            saves.touched.remove(&pane);
+            if saves.last_touched == Some(pane) {
+                saves.last_touched = None;
+            }
+        }
+    }
+
+    /// What changed since the last [`Self::saved`]: each pane changed, with its
+    /// accumulators, and each pane dropped (`None`).
+    pub(crate) fn changes(&self) -> Vec<(i64, Option<&FxHashMap<K, A>>)> {
+        let Some(saves) = &self.saves else {
+            return Vec::new();
+        };
+        let touched = saves.touched.iter().map(|p| (*p, self.panes.get(p)));
+        let dropped = saves.dropped.iter().map(|p| (*p, None));
+        touched.chain(dropped).collect()
+    }
+
+    /// The changes given by [`Self::changes`] are saved.
+    pub(crate) fn saved(&mut self) {
+        if let Some(saves) = self.saves.as_mut() {
+            *saves = Saves::default();
+        }
+    }
+
+    /// The last closed window's end (`i64::MIN`: none yet).
+    pub(crate) fn closed_upto(&self) -> i64 {
+        self.closed_upto
+    }
+
+    /// Restores saved panes and the watermark and closed windows they were saved with.
+    pub(crate) fn restore(
+        &mut self,
+        watermark: i64,
+        closed_upto: i64,
+        panes: impl IntoIterator<Item = (i64, FxHashMap<K, A>)>,
+    ) {
+        self.watermark = watermark;
+        self.closed_upto = closed_upto;
+        self.panes = panes.into_iter().filter(|(_, p)| !p.is_empty()).collect();
+        self.entries = self.panes.values().map(|p| p.len()).sum();
+        if let Some(d) = &mut self.dirty {
+            d.clear();
+        }
+        self.saved();
     }
 }
 
@@ -391,5 +467,50 @@ mod tests {
             vec![(5, 15, 3), (10, 20, 1)],
             "the closed window is not updated"
         );
+    }
+
+    /// What a store would hold after applying `p`'s changes to `store`.
+    fn save(p: &mut P, store: &mut BTreeMap<i64, FxHashMap<&'static str, i64>>) {
+        for (pane, accs) in p.changes() {
+            match accs {
+                Some(a) => store.insert(pane, a.clone()),
+                None => store.remove(&pane),
+            };
+        }
+        p.saved();
+    }
+
+    #[test]
+    fn saved_changes_restore_the_same_windows() {
+        let mut p = P::new(10, 5, 100, false);
+        p.track_saves();
+        let mut store = BTreeMap::new();
+        for (ts, k) in [(1, "a"), (7, "b"), (12, "a")] {
+            add(&mut p, ts, k).unwrap();
+        }
+        save(&mut p, &mut store);
+        assert_eq!(store.len(), 3, "panes 0, 5 and 10");
+        p.advance(10);
+        close_due(&mut p);
+        add(&mut p, 13, "b").unwrap();
+        let changed: Vec<(i64, bool)> = p
+            .changes()
+            .iter()
+            .map(|(pn, a)| (*pn, a.is_some()))
+            .collect();
+        assert_eq!(
+            changed,
+            vec![(10, true), (0, false)],
+            "pane 10 changed, pane 0 dropped"
+        );
+        save(&mut p, &mut store);
+        assert!(p.changes().is_empty());
+        let mut q = P::new(10, 5, 100, false);
+        q.restore(p.watermark(), p.closed_upto(), store.clone());
+        assert_eq!(q.entries(), p.entries());
+        p.advance(100);
+        q.advance(100);
+        assert_eq!(close_due(&mut q), close_due(&mut p));
+        assert_eq!(add(&mut q, 3, "a"), Err(NoRoom::Late));
     }
 }

@@ -69,6 +69,31 @@ impl Watermarks {
         });
     }
 
+    /// The latest timestamp of each input heard from (what a checkpoint saves).
+    pub(crate) fn snapshot(&self) -> Vec<(Input, i64)> {
+        let mut out: Vec<(Input, i64)> = self
+            .inputs
+            .iter()
+            .filter_map(|(i, s)| s.map(|s| (i.clone(), s.latest)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Restores what [`Self::snapshot`] gave, as if each input was heard from at `now_ms`
+    /// (idle timers start again: the restored task waits as long as a fresh one would).
+    pub(crate) fn restore(&mut self, saved: impl IntoIterator<Item = (Input, i64)>, now_ms: i64) {
+        for (input, latest) in saved {
+            self.inputs.insert(
+                input,
+                Some(Seen {
+                    latest,
+                    at_ms: now_ms,
+                }),
+            );
+        }
+    }
+
     /// The watermark at `now_ms`, if there is one yet.
     pub(crate) fn current(&self, now_ms: i64) -> Option<Mark> {
         let mut active_min: Option<i64> = None;
