@@ -2,8 +2,9 @@
 //! windows, fed out of order within the lag to two tasks, equal to counts computed here from
 //! the events, each (window, key) emitted exactly once (append mode); the update mode's last
 //! update per (window, key) is the exact count; late tuples go to the late stream; the
-//! accumulator bound fails tuples instead of growing; count windows are refused. (Pane
-//! arithmetic is unit-tested in `crates/runtime/src/window/panes.rs`.)
+//! accumulator bound fails tuples instead of growing; count windows are refused, and so are
+//! checkpoints of tuple-holding windows. (Aggregating windows across a crash, in checkpoints:
+//! `tests/tests/window_recovery.rs`; pane arithmetic: `crates/runtime/src/window/panes.rs`.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -265,4 +266,20 @@ fn tuple_windows_refuse_the_update_mode() {
     .shuffle_grouping("events");
     let err = b.build().expect_err("update needs aggregation").to_string();
     assert!(err.contains("update output mode"), "{err}");
+
+    // Their tuples are not in checkpoints: asking for it is refused by name.
+    let mut b = TopologyBuilder::new("bad");
+    b.set_spout("events", || Events, 1);
+    b.set_windowed_bolt(
+        "w",
+        || Nothing,
+        1,
+        Windowing::tumbling(WindowSize::Duration(Duration::from_secs(1))).with_checkpoints(),
+    )
+    .shuffle_grouping("events");
+    let err = b.build().expect_err("no checkpoints of held tuples").to_string();
+    assert!(
+        err.contains("\"w\"") && err.contains("checkpoints of tuple-holding windows"),
+        "{err}"
+    );
 }
