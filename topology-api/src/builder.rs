@@ -227,10 +227,13 @@ impl TopologyBuilder {
     }
 
     /// Adds an aggregating windowed bolt ([`WindowAggregate`]): each tuple is folded into an
-    /// accumulator of its window and key as it arrives (and acked), and each window's
-    /// results are emitted when it closes (or as they change, [`OutputMode::Update`]).
-    /// `windowing` must use durations; memory is keys × open panes, bounded by
-    /// `Windowing::with_max_accumulators`. See the README's "Aggregating windows".
+    /// accumulator of its window and key as it arrives, and each window's results are
+    /// emitted when it closes (or as they change, [`OutputMode::Update`]). `windowing` must
+    /// use durations; memory is keys × open panes, bounded by
+    /// `Windowing::with_max_accumulators`. In a topology that takes checkpoints (a stateful
+    /// bolt, or `Windowing::with_checkpoints`) the open windows are saved with every
+    /// checkpoint and restored after a crash; otherwise each tuple is acked once folded in.
+    /// See the README's "Aggregating windows".
     pub fn set_aggregating_bolt<A, F>(
         &mut self,
         id: &str,

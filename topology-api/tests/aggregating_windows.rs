@@ -277,7 +277,10 @@ fn tuple_windows_refuse_the_update_mode() {
         Windowing::tumbling(WindowSize::Duration(Duration::from_secs(1))).with_checkpoints(),
     )
     .shuffle_grouping("events");
-    let err = b.build().expect_err("no checkpoints of held tuples").to_string();
+    let err = b
+        .build()
+        .expect_err("no checkpoints of held tuples")
+        .to_string();
     assert!(
         err.contains("\"w\"") && err.contains("checkpoints of tuple-holding windows"),
         "{err}"

@@ -189,6 +189,9 @@ struct Running<A: WindowAggregate> {
     broken: Option<String>,
 }
 
+/// One pane's accumulators, by key.
+type PaneAccs<A> = FxHashMap<<A as WindowAggregate>::Key, <A as WindowAggregate>::Acc>;
+
 /// A checkpointed task's store and the inputs whose acks wait for the next checkpoint.
 struct Checkpoints {
     store: Box<dyn StateStore>,
@@ -338,7 +341,7 @@ impl<A: WindowAggregate> AggregatingBoltAdapter<A> {
         let opened = TaskState::open(ctx)?;
         let task = format!("{} task {}", ctx.component_id(), ctx.task_id());
         let mut meta = None;
-        let mut panes: Vec<(i64, FxHashMap<A::Key, A::Acc>)> = Vec::new();
+        let mut panes: Vec<(i64, PaneAccs<A>)> = Vec::new();
         let undecodable = |e: rmp_serde::decode::Error| {
             format!(
                 "the windows of {task} do not decode as this bolt's key and accumulator types: {e}"
