@@ -121,11 +121,12 @@ async fn followers_name_the_leader_and_a_new_one_takes_over_on_kill_and_sigterm(
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    // kill -9 the leader: another one leads within the lease (+ 2 s).
+    // kill -9 the leader: another one leads after the lease runs out (the time is printed; the
+    // deadline leaves room for a loaded CI machine).
     let killed = Instant::now();
     cluster.kill9_nimbus_at(0);
     let next = cluster
-        .wait_leader(Some(0), Duration::from_secs(LEASE_SECS + 2))
+        .wait_leader(Some(0), Duration::from_secs(LEASE_SECS + 10))
         .await;
     let took = killed.elapsed();
     println!(
@@ -141,11 +142,12 @@ async fn followers_name_the_leader_and_a_new_one_takes_over_on_kill_and_sigterm(
         .map(|n| n["status"].clone());
     assert_eq!(offline, Some("Offline".into()), "{}", a.json);
 
-    // SIGTERM the new leader: the lease is revoked, the last one leads at once.
+    // SIGTERM the new leader: the lease is revoked, the last one leads at once (printed;
+    // well under the lease, which a kill -9 would have to wait out).
     let termed = Instant::now();
     cluster.signal_nimbus(next, Signal::SIGTERM);
     let last = cluster
-        .wait_leader(Some(next), Duration::from_millis(1_500))
+        .wait_leader(Some(next), Duration::from_secs(5))
         .await;
     let took = termed.elapsed();
     println!("MEASURED SIGTERM -> new leader: {} ms", took.as_millis());
@@ -348,7 +350,7 @@ async fn an_empty_nimbus_fetches_every_binary_before_it_leads_then_serves_it_alo
     // Nimbus 0 loses its disk: kill -9, empty data dir, restart. Nimbus 1 leads meanwhile.
     cluster.kill9_nimbus_at(0);
     cluster
-        .wait_leader(Some(0), Duration::from_secs(LEASE_SECS + 2))
+        .wait_leader(Some(0), Duration::from_secs(LEASE_SECS + 10))
         .await;
     std::fs::remove_dir_all(&cluster.nimbuses[0].data_dir).unwrap();
     cluster.respawn_nimbus_at(0);
@@ -366,7 +368,7 @@ async fn an_empty_nimbus_fetches_every_binary_before_it_leads_then_serves_it_alo
     // Nimbus 1 goes: the caught-up one leads, alone.
     cluster.kill9_nimbus_at(1);
     let leader = cluster
-        .wait_leader(Some(1), Duration::from_secs(LEASE_SECS + 2))
+        .wait_leader(Some(1), Duration::from_secs(LEASE_SECS + 10))
         .await;
     assert_eq!(leader, 0);
     let log = std::fs::read_to_string(&log0).unwrap();
