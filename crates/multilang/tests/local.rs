@@ -266,8 +266,10 @@ async fn kill_9_of_a_python_bolt_mid_run_loses_no_message_id() {
                     .args(["-9", &pid.to_string()])
                     .status()
                     .expect("kill runs");
-                assert!(status.success());
-                return pid;
+                // It may have ended meanwhile (the run is short): then kill the next one.
+                if status.success() {
+                    return pid;
+                }
             }
             assert!(Instant::now() < deadline, "no split subprocess appeared");
             tokio::time::sleep(Duration::from_millis(20)).await;
